@@ -1094,7 +1094,7 @@ static const TypeInfo tvd_info = {
     .parent = TYPE_PCI_DEVICE,
     .instance_size = sizeof(TvdState),
     .class_init = tvd_class_init,
-    .interfaces = (const InterfaceInfo[]) {
+    .interfaces = (InterfaceInfo[]) {
         { INTERFACE_CONVENTIONAL_PCI_DEVICE },
         { }
     },

@@ -6,6 +6,7 @@
 #include "qemu/osdep.h"
 #include "libqtest.h"
 #include "libqos/pci-pc.h"
+#include "hw/pci/pci_regs.h"
 #include "hw/misc/tvd.h"
 
 static void test_identity(void)
