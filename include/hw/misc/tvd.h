@@ -223,7 +223,7 @@ struct tvd_device_event {
     uint32_t event;                 /* enum tvd_event */
     uint32_t arg0;
     uint32_t arg1;
-    uint32_t reserved;              /* zero */
+    uint32_t status;                /* TVD_STATUS_* when the event was sent */
 };
 
 /* TVD_FRAME_SET_STATE: new membership state; the link follows it. */
