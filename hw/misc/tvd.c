@@ -170,7 +170,8 @@ static void tvd_set_link(TvdState *s, bool up)
     Error *err = NULL;
 
     s->link_up = up;
-    if (!s->netdev_id) {
+    if (!s->netdev_id || !qemu_find_netdev(s->netdev_id)) {
+        /* No netdev, or it is already gone while QEMU shuts down. */
         return;
     }
     trace_tvd_link(s->netdev_id, up);
@@ -264,6 +265,14 @@ static bool tvd_send_control(TvdState *s, uint8_t type, const void *payload,
     return true;
 }
 
+static uint32_t tvd_status(TvdState *s)
+{
+    return (s->connected ? TVD_STATUS_SUPERVISOR : 0) |
+           (s->link_up ? TVD_STATUS_LINK_UP : 0) |
+           (s->g2h_busy ? TVD_STATUS_G2H_BUSY : 0) |
+           (s->confirmed ? TVD_STATUS_CONFIRMED : 0);
+}
+
 static void tvd_send_event(TvdState *s, uint32_t event, uint32_t arg0,
                            uint32_t arg1)
 {
@@ -272,16 +281,9 @@ static void tvd_send_event(TvdState *s, uint32_t event, uint32_t arg0,
     stl_le_p(ev, event);
     stl_le_p(ev + 4, arg0);
     stl_le_p(ev + 8, arg1);
-    stl_le_p(ev + 12, 0);
+    /* The status lets the supervisor see that the link gate took effect. */
+    stl_le_p(ev + 12, tvd_status(s));
     tvd_send_control(s, TVD_FRAME_DEVICE_EVENT, ev, sizeof(ev));
-}
-
-static uint32_t tvd_status(TvdState *s)
-{
-    return (s->connected ? TVD_STATUS_SUPERVISOR : 0) |
-           (s->link_up ? TVD_STATUS_LINK_UP : 0) |
-           (s->g2h_busy ? TVD_STATUS_G2H_BUSY : 0) |
-           (s->confirmed ? TVD_STATUS_CONFIRMED : 0);
 }
 
 static void tvd_put_string(uint8_t *dst, size_t size, const char *src)
