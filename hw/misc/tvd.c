@@ -123,7 +123,7 @@ static inline uint32_t tvd_half(TvdState *s)
     return TVD_MBOX_HALF(s->mbox_size);
 }
 
-/* ---- interrupts ------------------------------------------------------ */
+/* ---- interrupts --------------------------------------------------------- */
 
 static void tvd_update_intx(TvdState *s)
 {
@@ -188,7 +188,7 @@ static void tvd_apply_link(TvdState *s)
     tvd_set_link(s, tvd_link_wanted(s));
 }
 
-/* ---- device -> supervisor ------------------------------------------------ */
+/* ---- device -> supervisor ----------------------------------------------- */
 
 static gboolean tvd_tx_writable(void *do_not_use, GIOCondition cond,
                                 void *opaque);
@@ -325,7 +325,7 @@ static void tvd_send_hello(TvdState *s)
     tvd_send_control(s, TVD_FRAME_DEVICE_HELLO, h, sizeof(h));
 }
 
-/* ---- errors ---------------------------------------------------------------- */
+/* ---- errors ------------------------------------------------------------- */
 
 static void tvd_guest_error(TvdState *s, uint32_t code, const char *what)
 {
@@ -334,8 +334,10 @@ static void tvd_guest_error(TvdState *s, uint32_t code, const char *what)
     trace_tvd_guest_error(code, s->guest_errors);
     qemu_log_mask(LOG_GUEST_ERROR, "tvd: %s\n", what);
     tvd_raise(s, TVD_INT_ERROR);
-    /* Tell the supervisor once per code and connection: a guest must not
-     * be able to flood the host with events. */
+    /*
+     * Tell the supervisor once per code and connection: a guest must not
+     * be able to flood the host with events.
+     */
     if (code < 32 && !(s->reported_errors & (1u << code))) {
         s->reported_errors |= 1u << code;
         tvd_send_event(s, TVD_EVENT_GUEST_ERROR, code, s->guest_errors);
@@ -350,7 +352,7 @@ static void tvd_host_error(TvdState *s, uint32_t code)
     tvd_raise(s, TVD_INT_ERROR);
 }
 
-/* ---- host -> guest queue ------------------------------------------------- */
+/* ---- host -> guest queue ------------------------------------------------ */
 
 static void tvd_h2g_present(TvdState *s)
 {
@@ -405,7 +407,7 @@ static void tvd_h2g_push(TvdState *s, uint8_t *data, uint32_t len)
     tvd_h2g_present(s);
 }
 
-/* ---- supervisor -> device ------------------------------------------------ */
+/* ---- supervisor -> device ----------------------------------------------- */
 
 static void tvd_apply_state(TvdState *s, uint32_t state, uint32_t reason)
 {
@@ -532,8 +534,10 @@ static void tvd_rx_complete(TvdState *s)
 
 static int tvd_chr_can_receive(void *opaque)
 {
-    /* Always read, so that a state push is never stuck behind agent
-     * frames for a slow guest: overflow is dropped and counted instead. */
+    /*
+     * Always read, so that a state push is never stuck behind agent
+     * frames for a slow guest: overflow is dropped and counted instead.
+     */
     return 64 * KiB;
 }
 
@@ -631,7 +635,7 @@ static void tvd_chr_event(void *opaque, QEMUChrEvent event)
     }
 }
 
-/* ---- guest -> host ----------------------------------------------------------- */
+/* ---- guest -> host ------------------------------------------------------ */
 
 static void tvd_g2h_doorbell(TvdState *s, uint32_t val)
 {
@@ -662,8 +666,10 @@ static void tvd_g2h_doorbell(TvdState *s, uint32_t val)
         return;
     }
 
-    /* Copy the frame out of guest memory first, then look at the copy:
-     * the guest cannot change what was checked. */
+    /*
+     * Copy the frame out of guest memory first, then look at the copy:
+     * the guest cannot change what was checked.
+     */
     start = s->tx->len;
     g_byte_array_set_size(s->tx, start + len);
     f = s->tx->data + start;
@@ -696,7 +702,7 @@ static void tvd_h2g_ack(TvdState *s, uint32_t val)
     tvd_h2g_present(s);
 }
 
-/* ---- registers ------------------------------------------------------------ */
+/* ---- registers ---------------------------------------------------------- */
 
 static uint64_t tvd_reg_read(void *opaque, hwaddr addr, unsigned size)
 {
@@ -836,7 +842,7 @@ static const MemoryRegionOps tvd_reg_ops = {
     },
 };
 
-/* ---- TPM linkage ----------------------------------------------------------- */
+/* ---- TPM linkage -------------------------------------------------------- */
 
 static bool tvd_link_tpm(TvdState *s, Error **errp)
 {
@@ -872,7 +878,7 @@ static bool tvd_link_tpm(TvdState *s, Error **errp)
     return true;
 }
 
-/* ---- lifecycle ------------------------------------------------------------- */
+/* ---- lifecycle ---------------------------------------------------------- */
 
 static bool tvd_check_string(const char *name, const char *val, Error **errp)
 {

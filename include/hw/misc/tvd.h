@@ -46,10 +46,10 @@ enum tvd_reg {
     TVD_REG_STATUS          = 0x1c, /* RO  TVD_STATUS_* */
     TVD_REG_G2H_LEN         = 0x20, /* RW  bytes of the frame in the G2H half */
     TVD_REG_G2H_DOORBELL    = 0x24, /* WO  write TVD_DOORBELL_SEND */
-    TVD_REG_H2G_LEN         = 0x28, /* RO  bytes of the frame in the H2G half, 0 if none */
-    TVD_REG_H2G_ACK         = 0x2c, /* WO  write TVD_DOORBELL_ACK: frame consumed */
-    TVD_REG_H2G_PENDING     = 0x30, /* RO  frames queued, current one included */
-    TVD_REG_H2G_DROPPED     = 0x34, /* RO  frames dropped because the queue was full */
+    TVD_REG_H2G_LEN         = 0x28, /* RO  H2G frame bytes, 0 if none */
+    TVD_REG_H2G_ACK         = 0x2c, /* WO  write 1: H2G frame consumed */
+    TVD_REG_H2G_PENDING     = 0x30, /* RO  frames queued, incl. current */
+    TVD_REG_H2G_DROPPED     = 0x34, /* RO  frames dropped: queue full */
     TVD_REG_INT_STATUS      = 0x38, /* RW1C TVD_INT_* */
     TVD_REG_INT_MASK        = 0x3c, /* RW  TVD_INT_* enabled (1 = enabled) */
     TVD_REG_GUEST_ERRORS    = 0x40, /* RO  bad guest accesses and frames */
@@ -125,9 +125,9 @@ enum tvd_error {
     TVD_ERR_BUSY            = 4,    /* doorbell while G2H busy */
     TVD_ERR_BAD_FRAME       = 5,    /* G2H frame header invalid */
     TVD_ERR_NO_SUPERVISOR   = 6,    /* doorbell while disconnected */
-    TVD_ERR_BAD_DOORBELL    = 7,    /* doorbell/ack value not 1, ack with no frame */
-    TVD_ERR_HOST_FRAME      = 8,    /* supervisor frame invalid: connection reset */
-    TVD_ERR_HOST_TYPE       = 9,    /* supervisor frame of unknown type: dropped */
+    TVD_ERR_BAD_DOORBELL    = 7,    /* doorbell/ack not 1, or no frame */
+    TVD_ERR_HOST_FRAME      = 8,    /* bad host frame: connection reset */
+    TVD_ERR_HOST_TYPE       = 9,    /* host frame of unknown type */
     TVD_ERR_HOST_PAYLOAD    = 10,   /* supervisor payload invalid: dropped */
     TVD_ERR_H2G_OVERFLOW    = 11,   /* H2G queue full: frame dropped */
 };
@@ -232,7 +232,7 @@ struct tvd_set_state {
     uint32_t reason;                /* enum tvd_reason or supervisor code */
 };
 
-/* TVD_FRAME_SET_LINK: extra lock; the link is up only if ADMITTED and enabled. */
+/* TVD_FRAME_SET_LINK: extra lock; link up only if ADMITTED and enabled */
 struct tvd_set_link {
     uint32_t enable;                /* 0 or 1 */
     uint32_t reserved;              /* zero */
@@ -240,9 +240,11 @@ struct tvd_set_link {
 
 /* ---- Limits ------------------------------------------------------------- */
 
-#define TVD_H2G_QUEUE_MAX       64u                 /* frames waiting for the guest */
-#define TVD_H2G_QUEUE_BYTES     (4u * 1024 * 1024)  /* bytes waiting, beyond the current one */
-#define TVD_TX_BUFFER_MAX       (TVD_FRAME_HEADER_SIZE + TVD_FRAME_MAX_PAYLOAD + \
-                                 64u * 1024)        /* bytes waiting for the supervisor */
+/* Frames and bytes waiting for the guest, beyond the one presented */
+#define TVD_H2G_QUEUE_MAX       64u
+#define TVD_H2G_QUEUE_BYTES     (4u * 1024 * 1024)
+/* Bytes waiting for the supervisor: the largest frame plus control frames */
+#define TVD_TX_BUFFER_MAX       (TVD_FRAME_HEADER_SIZE + \
+                                 TVD_FRAME_MAX_PAYLOAD + 64u * 1024)
 
 #endif /* HW_MISC_TVD_H */
