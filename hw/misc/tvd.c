@@ -675,10 +675,17 @@ static void tvd_g2h_doorbell(TvdState *s, uint32_t val)
     f = s->tx->data + start;
     memcpy(f, s->mbox_ptr + TVD_MBOX_G2H_OFFSET(s->mbox_size), len);
     if (ldl_le_p(f) != TVD_FRAME_MAGIC || f[4] != TVD_FRAME_VERSION ||
-        f[5] != TVD_FRAME_AGENT || lduw_le_p(f + 6) != 0 ||
-        ldl_le_p(f + 8) != len - TVD_FRAME_HEADER_SIZE) {
+        f[5] != TVD_FRAME_AGENT || lduw_le_p(f + 6) != 0) {
         g_byte_array_set_size(s->tx, start);
         tvd_guest_error(s, TVD_ERR_BAD_FRAME, "bad G2H frame header");
+        tvd_raise(s, TVD_INT_G2H_DONE);
+        return;
+    }
+    if (ldl_le_p(f + 8) != len - TVD_FRAME_HEADER_SIZE) {
+        /* G2H_LEN is not header + payload length: a bad length (3) */
+        g_byte_array_set_size(s->tx, start);
+        tvd_guest_error(s, TVD_ERR_BAD_LENGTH,
+                        "G2H length does not match the frame header");
         tvd_raise(s, TVD_INT_G2H_DONE);
         return;
     }
