@@ -1,0 +1,53 @@
+/*
+ * The supervisor's configuration: a GKeyFile, read from a file or from a
+ * string (so tests need no files). examples/tvd-supervisor.conf documents
+ * every key with its default.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef TVD_SUPERVISOR_CONFIG_H
+#define TVD_SUPERVISOR_CONFIG_H
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define TVD_CONFIG_ERROR (tvd_config_error_quark())
+GQuark tvd_config_error_quark(void);
+
+typedef enum {
+    TVD_CONFIG_ERROR_INVALID,
+} TvdConfigError;
+
+typedef struct {
+    /* [supervisor] */
+    char *state_dir;        /* persistent: store, vTPM CA and states */
+    char *run_dir;          /* sockets */
+    char *api_socket;
+    char *adopt_socket;     /* shared socket for VMs started by others */
+    /* [qemu] */
+    char *qemu_binary;
+    char *firmware_dir;     /* -L, may be NULL */
+    char *accel;            /* "kvm", "tcg" or "kvm:tcg" */
+    guint default_memory_mib;
+    /* [vtpm] */
+    char *swtpm;
+    char *swtpm_setup;
+    char *swtpm_localca;
+    /* [attestation] defaults when a policy says nothing */
+    guint interval_s;
+    guint deadline_s;
+} TvdSupervisorConfig;
+
+/* Defaults for everything, state under @state_dir (NULL: /var/lib/tvd). */
+TvdSupervisorConfig *tvd_config_new_default(const char *state_dir);
+TvdSupervisorConfig *tvd_config_load_file(const char *path, GError **error);
+TvdSupervisorConfig *tvd_config_load_data(const char *data, gsize len,
+                                          GError **error);
+void tvd_config_free(TvdSupervisorConfig *cfg);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(TvdSupervisorConfig, tvd_config_free)
+
+G_END_DECLS
+
+#endif /* TVD_SUPERVISOR_CONFIG_H */

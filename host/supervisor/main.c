@@ -1,0 +1,98 @@
+/*
+ * tvd-supervisor: the TVD proxy of one host.
+ *
+ * Start order (as swtpm's): parse options, load the configuration, open the
+ * state and sockets, tell systemd we are ready, run the main loop.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#define G_LOG_DOMAIN "tvd-supervisor"
+
+#include <glib-unix.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+
+#include "config.h"
+#include "supervisor.h"
+
+static gboolean on_signal(gpointer data)
+{
+    GMainLoop *loop = data;
+
+    sd_notify(0, "STOPPING=1");
+    g_message("shutting down");
+    g_main_loop_quit(loop);
+    return G_SOURCE_CONTINUE;
+}
+
+int main(int argc, char **argv)
+{
+    g_autofree char *config_path = NULL;
+    g_autofree char *state_dir = NULL;
+    gboolean verbose = FALSE;
+    GOptionEntry entries[] = {
+        { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
+          "configuration file (default: built-in defaults)", "FILE" },
+        { "state-dir", 's', 0, G_OPTION_ARG_FILENAME, &state_dir,
+          "state directory (overrides [supervisor] state_dir)", "DIR" },
+        { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
+          "log debug messages", NULL },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new(
+        "- Trusted Virtual Domain supervisor");
+    g_autoptr(GError) err = NULL;
+    g_autoptr(TvdSupervisorConfig) cfg = NULL;
+    g_autoptr(TvdSupervisor) sup = NULL;
+    g_autoptr(GMainLoop) loop = NULL;
+
+    setlocale(LC_ALL, "");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
+        fprintf(stderr, "tvd-supervisor: %s\n", err->message);
+        return 2;
+    }
+    if (verbose) {
+        g_setenv("G_MESSAGES_DEBUG", "all", TRUE);
+    }
+    cfg = config_path ? tvd_config_load_file(config_path, &err)
+                      : tvd_config_new_default(NULL);
+    if (!cfg) {
+        fprintf(stderr, "tvd-supervisor: %s\n", err->message);
+        return 2;
+    }
+    if (state_dir) {
+        g_autofree char *data = g_strdup_printf("[supervisor]\nstate_dir=%s\n",
+                                                state_dir);
+        /* Re-derive the paths that hang off the state directory. */
+        if (!config_path) {
+            tvd_config_free(g_steal_pointer(&cfg));
+            cfg = tvd_config_load_data(data, strlen(data), &err);
+        } else {
+            g_free(cfg->state_dir);
+            cfg->state_dir = g_strdup(state_dir);
+        }
+        if (!cfg) {
+            fprintf(stderr, "tvd-supervisor: %s\n", err->message);
+            return 2;
+        }
+    }
+    umask(077);
+    sup = tvd_supervisor_new(g_steal_pointer(&cfg));
+    if (!tvd_supervisor_start(sup, &err)) {
+        fprintf(stderr, "tvd-supervisor: %s\n", err->message);
+        return 1;
+    }
+    loop = g_main_loop_new(NULL, FALSE);
+    g_unix_signal_add(SIGTERM, on_signal, loop);
+    g_unix_signal_add(SIGINT, on_signal, loop);
+    g_message("ready: state in %s, adoption socket %s",
+              tvd_supervisor_config(sup)->state_dir,
+              tvd_supervisor_config(sup)->adopt_socket);
+    sd_notify(0, "READY=1");
+    g_main_loop_run(loop);
+    return 0;
+}

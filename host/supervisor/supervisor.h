@@ -1,0 +1,87 @@
+/*
+ * tvd-supervisor core: the VMs of this host, their devices, vTPMs and QEMU
+ * processes, and their membership states. Every transition is pushed to the
+ * VM's device at once (link gate) and recorded with its reason and time.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef TVD_SUPERVISOR_H
+#define TVD_SUPERVISOR_H
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+
+#include "config.h"
+#include "device-conn.h"
+#include "hw/misc/tvd.h"
+
+G_BEGIN_DECLS
+
+#define TVD_SUPERVISOR_ERROR (tvd_supervisor_error_quark())
+GQuark tvd_supervisor_error_quark(void);
+
+typedef enum {
+    TVD_SUPERVISOR_ERROR_NOT_FOUND,
+    TVD_SUPERVISOR_ERROR_INVALID,
+    TVD_SUPERVISOR_ERROR_CONFLICT,
+    TVD_SUPERVISOR_ERROR_FAILED,
+} TvdSupervisorError;
+
+typedef struct TvdSupervisor TvdSupervisor;
+typedef struct TvdVm TvdVm;
+
+/* What `tvdctl vm start` asks for. */
+typedef struct {
+    const char *name;
+    const char *domain;
+    const char *role;
+    const char *kernel;
+    const char *initrd;
+    const char *append;
+    guint memory_mib;       /* 0: the configured default */
+} TvdVmSpec;
+
+/* Takes ownership of @cfg. */
+TvdSupervisor *tvd_supervisor_new(TvdSupervisorConfig *cfg);
+void tvd_supervisor_free(TvdSupervisor *sup);
+/* Creates directories and the vTPM CA, opens the adoption socket. */
+gboolean tvd_supervisor_start(TvdSupervisor *sup, GError **error);
+const TvdSupervisorConfig *tvd_supervisor_config(TvdSupervisor *sup);
+
+TvdVm *tvd_supervisor_vm_start(TvdSupervisor *sup, const TvdVmSpec *spec,
+                               GError **error);
+gboolean tvd_supervisor_vm_stop(TvdSupervisor *sup, const char *name,
+                                GError **error);
+TvdVm *tvd_supervisor_vm_find(TvdSupervisor *sup, const char *name);
+/* VMs sorted by name; the list is the caller's, the VMs are not. */
+GList *tvd_supervisor_vm_list(TvdSupervisor *sup);
+
+/* Operator decisions. */
+gboolean tvd_supervisor_vm_revoke(TvdSupervisor *sup, const char *name,
+                                  const char *reason, GError **error);
+gboolean tvd_supervisor_vm_readmit(TvdSupervisor *sup, const char *name,
+                                   GError **error);
+
+/*
+ * Move @vm to @state with a reason; pushes the state to the device when one
+ * is connected. REVOKED is final: only readmit leaves it.
+ */
+void tvd_vm_transition(TvdVm *vm, enum tvd_state state, guint32 code,
+                       const char *reason, const char *actor);
+
+const char *tvd_vm_name(const TvdVm *vm);
+enum tvd_state tvd_vm_state(const TvdVm *vm);
+const char *tvd_vm_reason(const TvdVm *vm);
+gboolean tvd_vm_connected(const TvdVm *vm);
+/* The device's STATUS word as last reported (TVD_STATUS_*). */
+guint32 tvd_vm_device_status(const TvdVm *vm);
+/* Appends the VM as a JSON object to @b. */
+void tvd_vm_to_json(const TvdVm *vm, JsonBuilder *b);
+
+const char *tvd_state_name(guint32 state);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(TvdSupervisor, tvd_supervisor_free)
+
+G_END_DECLS
+
+#endif /* TVD_SUPERVISOR_H */
