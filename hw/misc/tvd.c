@@ -91,6 +91,7 @@ struct TvdState {
     bool confirmed;             /* state set over the current connection */
     bool link_up;
     bool migrated_unreported;
+    bool powered_on;            /* the power-on reset has happened */
     uint32_t reported_errors;   /* bitmask of error codes reported */
     uint32_t tx_seq;
 
@@ -389,8 +390,13 @@ static void tvd_h2g_push(TvdState *s, uint8_t *data, uint32_t len)
 {
     TvdH2GFrame *f;
 
-    if (s->h2g_queued >= TVD_H2G_QUEUE_MAX ||
-        s->h2g_queued_bytes + len > TVD_H2G_QUEUE_BYTES) {
+    /*
+     * The limits are on frames waiting beyond the presented one: a frame
+     * that is presented at once (nothing in the H2G half) is never
+     * dropped, however large.
+     */
+    if (s->h2g_len && (s->h2g_queued >= TVD_H2G_QUEUE_MAX ||
+                       s->h2g_queued_bytes + len > TVD_H2G_QUEUE_BYTES)) {
         g_free(data);
         s->h2g_dropped++;
         tvd_host_error(s, TVD_ERR_H2G_OVERFLOW);
@@ -977,6 +983,18 @@ static void tvd_realize(PCIDevice *pdev, Error **errp)
                              tvd_chr_event, NULL, s, NULL, true);
 }
 
+static void tvd_write_config(PCIDevice *pdev, uint32_t addr, uint32_t val,
+                             int len)
+{
+    bool msix_was_enabled = msix_enabled(pdev);
+
+    pci_default_write_config(pdev, addr, val, len);
+    if (msix_was_enabled && !msix_enabled(pdev)) {
+        /* Causes still pending go back to the INTx line. */
+        tvd_update_intx(TVD(pdev));
+    }
+}
+
 static void tvd_exit(PCIDevice *pdev)
 {
     TvdState *s = TVD(pdev);
@@ -1002,9 +1020,12 @@ static void tvd_exit(PCIDevice *pdev)
 static void tvd_reset(DeviceState *dev)
 {
     TvdState *s = TVD(dev);
+    /* The first reset after realize powers the device on (boot, hot-plug) */
+    bool power_on = !s->powered_on;
 
+    s->powered_on = true;
     s->state = TVD_STATE_PENDING;
-    s->reason = TVD_REASON_DEVICE_RESET;
+    s->reason = power_on ? TVD_REASON_AWAITING : TVD_REASON_DEVICE_RESET;
     s->epoch++;
     s->int_status = 0;
     s->int_mask = 0;
@@ -1013,7 +1034,9 @@ static void tvd_reset(DeviceState *dev)
     tvd_h2g_clear(s);
     tvd_update_intx(s);
     tvd_apply_link(s);
-    tvd_send_event(s, TVD_EVENT_RESET, s->epoch, 0);
+    if (!power_on) {
+        tvd_send_event(s, TVD_EVENT_RESET, s->epoch, 0);
+    }
 }
 
 static int tvd_pre_save(void *opaque)
@@ -1092,6 +1115,7 @@ static void tvd_class_init(ObjectClass *klass, void *data)
 
     k->realize = tvd_realize;
     k->exit = tvd_exit;
+    k->config_write = tvd_write_config;
     k->vendor_id = TVD_PCI_VENDOR_ID;
     k->device_id = TVD_PCI_DEVICE_ID;
     k->revision = TVD_PCI_REVISION;

@@ -367,6 +367,21 @@ static void sup_expect_none(Tvd *t, uint8_t type, int ms)
     }
 }
 
+/* Receive frames for @ms; fail if an event @event arrives. */
+static void sup_expect_no_event(Tvd *t, uint32_t event, int ms)
+{
+    gint64 end = deadline_ms(ms);
+    Frame f;
+
+    while (fd_wait(t->fd, POLLIN, end)) {
+        g_assert_true(sup_recv(t, &f));
+        if (f.type == TVD_FRAME_DEVICE_EVENT) {
+            g_assert_cmpuint(ev_u32(&f, 0), !=, event);
+        }
+        frame_clear(&f);
+    }
+}
+
 /* Expect end of stream, skipping whatever is still buffered. */
 static void sup_expect_eof(Tvd *t)
 {
@@ -629,6 +644,8 @@ static void check_identity(Tvd *t, uint32_t features, uint32_t mbox_size,
     g_assert_cmpuint(rd(t, TVD_REG_MBOX_SIZE), ==, mbox_size);
     g_assert_cmpuint(rd(t, TVD_REG_FAIL_MODE), ==, fail_mode);
     g_assert_cmpuint(rd(t, TVD_REG_STATE), ==, TVD_STATE_PENDING);
+    /* powered on, not reset by the guest */
+    g_assert_cmpuint(rd(t, TVD_REG_REASON), ==, TVD_REASON_AWAITING);
     g_assert_cmphex(rd(t, TVD_REG_INT_MASK), ==, 0);
     g_assert_cmpuint(rd(t, TVD_REG_H2G_LEN), ==, 0);
     g_assert_cmpuint(rd(t, TVD_REG_H2G_PENDING), ==, 0);
@@ -641,6 +658,7 @@ static void check_identity(Tvd *t, uint32_t features, uint32_t mbox_size,
     g_assert_cmphex(HELLO_U32(t, features), ==, features);
     g_assert_cmpuint(HELLO_U32(t, mailbox_size), ==, mbox_size);
     g_assert_cmpuint(HELLO_U32(t, fail_mode), ==, fail_mode);
+    g_assert_cmpuint(HELLO_U32(t, reason), ==, TVD_REASON_AWAITING);
 }
 
 static void test_identity(void)
@@ -1025,6 +1043,41 @@ static void test_h2g_queue(void)
     tvd_stop(t);
 }
 
+/* The largest mailbox carries frames larger than the queue's byte limit. */
+static void test_big_frames(void)
+{
+    Tvd *t = tvd_start(",mailbox-size=16777216", NULL);
+    uint32_t half = TVD_MBOX_HALF(t->mbox_size);
+    uint32_t plen = half - TVD_FRAME_HEADER_SIZE;
+    g_autofree uint8_t *f = agent_frame(plen, 21);
+    g_autofree uint8_t *got = g_malloc(4096);
+    Frame rx;
+
+    g_assert_cmpuint(half, >, TVD_H2G_QUEUE_BYTES);
+    /* host -> guest: presented at once, nothing dropped */
+    sup_write(t, f, half);
+    wait_reg(t, TVD_REG_H2G_LEN, ~0u, half);
+    g_assert_cmpuint(rd(t, TVD_REG_H2G_DROPPED), ==, 0);
+    g_assert_cmpuint(rd(t, TVD_REG_HOST_ERRORS), ==, 0);
+    mbox_read(t, half, got, 4096);
+    g_assert_true(memcmp(got, f, 4096) == 0);
+    mbox_read(t, 2 * half - 4096, got, 4096);
+    g_assert_true(memcmp(got, f + half - 4096, 4096) == 0);
+    wr(t, TVD_REG_H2G_ACK, TVD_DOORBELL_ACK);
+    g_assert_cmpuint(rd(t, TVD_REG_H2G_FRAMES), ==, 1);
+
+    /* guest -> host: a whole half */
+    g2h_send(t, f, half);
+    sup_expect(t, TVD_FRAME_AGENT, 0, &rx);
+    g_assert_cmpuint(rx.len, ==, plen);
+    g_assert_true(memcmp(rx.data, f, half) == 0);
+    frame_clear(&rx);
+    wait_reg(t, TVD_REG_STATUS, TVD_STATUS_G2H_BUSY, 0);
+    g_assert_cmpuint(rd(t, TVD_REG_G2H_FRAMES), ==, 1);
+    g_assert_cmpuint(rd(t, TVD_REG_GUEST_ERRORS), ==, 0);
+    tvd_stop(t);
+}
+
 static void test_h2g_overflow(void)
 {
     const uint32_t total = 1 + TVD_H2G_QUEUE_MAX + 5;
@@ -1209,6 +1262,27 @@ static void test_irq_msix(void)
     wr(t, TVD_REG_INT_STATUS, TVD_INT_ALL);
     g_assert_cmphex(qtest_readl(t->qts, MSI_ADDR), ==, 0);
     /* with MSI-X on, INTx stays quiet */
+    g_assert_false(qtest_get_irq(t->qts, INTX_IRQ));
+    tvd_stop(t);
+}
+
+/* Turning MSI-X off hands pending causes back to INTx. */
+static void test_irq_msix_off(void)
+{
+    Tvd *t = tvd_start(NULL, NULL);
+
+    intx_setup(t);
+    qpci_msix_enable(t->dev);
+    msix_setup_vector(t, false);
+    qtest_writel(t->qts, MSI_ADDR, 0);
+    wr(t, TVD_REG_INT_MASK, TVD_INT_ALL);
+    g_assert_cmphex(qtest_readl(t->qts, MSI_ADDR), ==, MSI_DATA);
+    g_assert_false(qtest_get_irq(t->qts, INTX_IRQ));
+    qpci_msix_disable(t->dev);
+    g_assert_cmphex(rd(t, TVD_REG_INT_STATUS) & rd(t, TVD_REG_INT_MASK), !=,
+                    0);
+    g_assert_true(qtest_get_irq(t->qts, INTX_IRQ));
+    wr(t, TVD_REG_INT_STATUS, TVD_INT_ALL);
     g_assert_false(qtest_get_irq(t->qts, INTX_IRQ));
     tvd_stop(t);
 }
@@ -1429,6 +1503,9 @@ static void test_hotplug(void)
         sup_hello(t);
         g_assert_cmphex(rd(t, TVD_REG_MAGIC), ==, TVD_MAGIC);
         g_assert_cmpuint(rd(t, TVD_REG_STATE), ==, TVD_STATE_PENDING);
+        /* plugging a device in is no guest reset */
+        g_assert_cmpuint(rd(t, TVD_REG_REASON), ==, TVD_REASON_AWAITING);
+        sup_expect_no_event(t, TVD_EVENT_RESET, 200);
         wait_reg(t, TVD_REG_STATUS, TVD_STATUS_SUPERVISOR,
                  TVD_STATUS_SUPERVISOR);
         check_link(t, false);
@@ -2050,8 +2127,10 @@ int main(int argc, char **argv)
     qtest_add_func("/tvd/g2h/no-supervisor", test_g2h_no_supervisor);
     qtest_add_func("/tvd/h2g/queue", test_h2g_queue);
     qtest_add_func("/tvd/h2g/overflow", test_h2g_overflow);
+    qtest_add_func("/tvd/h2g/big-frames", test_big_frames);
     qtest_add_func("/tvd/irq/intx", test_irq_intx);
     qtest_add_func("/tvd/irq/msix", test_irq_msix);
+    qtest_add_func("/tvd/irq/msix-off", test_irq_msix_off);
     qtest_add_func("/tvd/state/set-state", test_set_state);
     qtest_add_func("/tvd/link/gate", test_link_gate);
     qtest_add_func("/tvd/link/nic-after", test_link_nic_after);
