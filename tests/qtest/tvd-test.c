@@ -2113,6 +2113,167 @@ static void test_host_gone_busy(void)
     tvd_stop(t);
 }
 
+/* ---- benchmark (TVD_BENCH=1) ------------------------------------------ */
+
+/*
+ * Every guest access here is a qtest command, a round trip over a unix
+ * socket: the figures are those of the relay as seen through qtest, an
+ * upper bound on what a guest with direct MMIO sees, not its speed.
+ */
+
+#define BENCH_RTT_FRAMES    2000
+#define BENCH_FRAME         (32 * 1024)
+#define BENCH_BYTES         (64 * 1024 * 1024)
+
+static int cmp_gint64(gconstpointer a, gconstpointer b)
+{
+    gint64 x = *(const gint64 *)a, y = *(const gint64 *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static void bench_report(const char *name, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+
+static void bench_report(const char *name, const char *fmt, ...)
+{
+    g_autofree char *msg = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_test_message("tvd-bench: %s %s", name, msg);
+}
+
+/* Guest doorbell -> supervisor -> AGENT back -> guest sees H2G_LEN. */
+static void test_bench_roundtrip(void)
+{
+    const uint32_t plen = 64;
+    Tvd *t = tvd_start(NULL, NULL);
+    g_autofree uint8_t *req = agent_frame(plen, 1);
+    g_autofree uint8_t *rsp = agent_frame(plen, 2);
+    g_autofree gint64 *us = g_new(gint64, BENCH_RTT_FRAMES);
+    gint64 sum = 0;
+    uint32_t i;
+
+    mbox_write(t, 0, req, TVD_FRAME_HEADER_SIZE + plen);
+    wr(t, TVD_REG_G2H_LEN, TVD_FRAME_HEADER_SIZE + plen);
+    for (i = 0; i < BENCH_RTT_FRAMES; i++) {
+        gint64 start;
+        Frame f;
+
+        wait_reg(t, TVD_REG_STATUS, TVD_STATUS_G2H_BUSY, 0);
+        start = g_get_monotonic_time();
+        wr(t, TVD_REG_G2H_DOORBELL, TVD_DOORBELL_SEND);
+        sup_expect(t, TVD_FRAME_AGENT, 0, &f);
+        frame_clear(&f);
+        sup_write(t, rsp, TVD_FRAME_HEADER_SIZE + plen);
+        while (!(rd(t, TVD_REG_INT_STATUS) & TVD_INT_H2G)) {
+            /* spin: the guest polls */
+        }
+        g_assert_cmpuint(rd(t, TVD_REG_H2G_LEN), ==,
+                         TVD_FRAME_HEADER_SIZE + plen);
+        us[i] = g_get_monotonic_time() - start;
+        sum += us[i];
+        wr(t, TVD_REG_H2G_ACK, TVD_DOORBELL_ACK);
+        wr(t, TVD_REG_INT_STATUS, TVD_INT_ALL);
+    }
+    qsort(us, BENCH_RTT_FRAMES, sizeof(*us), cmp_gint64);
+    bench_report("roundtrip", "frames=%u payload=%u mean_us=%.1f p50_us=%"
+                 PRId64 " p99_us=%" PRId64 " min_us=%" PRId64
+                 " max_us=%" PRId64, BENCH_RTT_FRAMES, plen,
+                 (double)sum / BENCH_RTT_FRAMES, us[BENCH_RTT_FRAMES / 2],
+                 us[BENCH_RTT_FRAMES * 99 / 100], us[0],
+                 us[BENCH_RTT_FRAMES - 1]);
+    g_assert_cmpuint(rd(t, TVD_REG_G2H_FRAMES), ==, BENCH_RTT_FRAMES);
+    g_assert_cmpuint(rd(t, TVD_REG_H2G_FRAMES), ==, BENCH_RTT_FRAMES);
+    tvd_stop(t);
+}
+
+static double mb_per_s(uint64_t bytes, gint64 us)
+{
+    return us ? (double)bytes / us : 0;     /* bytes/us == MB/s */
+}
+
+/* Guest -> host, 32 KiB frames; with and without refilling the mailbox. */
+static void bench_g2h(Tvd *t, bool refill)
+{
+    const uint32_t n = BENCH_BYTES / BENCH_FRAME / (refill ? 8 : 1);
+    g_autofree uint8_t *f = agent_frame(BENCH_FRAME - TVD_FRAME_HEADER_SIZE,
+                                        1);
+    g_autofree uint8_t *buf = g_malloc(BENCH_FRAME);
+    gint64 start;
+    uint32_t i;
+
+    mbox_write(t, 0, f, BENCH_FRAME);
+    wr(t, TVD_REG_G2H_LEN, BENCH_FRAME);
+    start = g_get_monotonic_time();
+    for (i = 0; i < n; i++) {
+        if (refill) {
+            mbox_write(t, 0, f, BENCH_FRAME);
+        }
+        wr(t, TVD_REG_G2H_DOORBELL, TVD_DOORBELL_SEND);
+        g_assert_true(sup_read_full(t, buf, BENCH_FRAME, TIMEOUT_MS));
+        while (rd(t, TVD_REG_STATUS) & TVD_STATUS_G2H_BUSY) {
+            /* the frame is with the supervisor: this is short */
+        }
+    }
+    bench_report(refill ? "g2h-with-mailbox-write" : "g2h-doorbell-only",
+                 "frames=%u frame_bytes=%u MB_per_s=%.1f", n, BENCH_FRAME,
+                 mb_per_s((uint64_t)n * BENCH_FRAME,
+                          g_get_monotonic_time() - start));
+    g_assert_true(memcmp(buf, f, BENCH_FRAME) == 0);
+}
+
+/* Host -> guest, 32 KiB frames, up to 32 queued; ACK (and read) each. */
+static void bench_h2g(Tvd *t, bool read)
+{
+    const uint32_t n = BENCH_BYTES / BENCH_FRAME / (read ? 8 : 1);
+    g_autofree uint8_t *f = agent_frame(BENCH_FRAME - TVD_FRAME_HEADER_SIZE,
+                                        1);
+    g_autofree uint8_t *buf = g_malloc(BENCH_FRAME);
+    uint32_t sent = 0, acked = 0, dropped = rd(t, TVD_REG_H2G_DROPPED);
+    gint64 start = g_get_monotonic_time();
+
+    while (acked < n) {
+        while (sent < n && sent - acked < 32) {
+            sup_write(t, f, BENCH_FRAME);
+            sent++;
+        }
+        while (!rd(t, TVD_REG_H2G_LEN)) {
+            /* the guest polls */
+        }
+        if (read) {
+            mbox_read(t, TVD_MBOX_H2G_OFFSET(t->mbox_size), buf,
+                      BENCH_FRAME);
+        }
+        wr(t, TVD_REG_H2G_ACK, TVD_DOORBELL_ACK);
+        acked++;
+    }
+    bench_report(read ? "h2g-with-mailbox-read" : "h2g-ack-only",
+                 "frames=%u frame_bytes=%u MB_per_s=%.1f", n, BENCH_FRAME,
+                 mb_per_s((uint64_t)n * BENCH_FRAME,
+                          g_get_monotonic_time() - start));
+    g_assert_cmpuint(rd(t, TVD_REG_H2G_DROPPED), ==, dropped);
+    if (read) {
+        g_assert_true(memcmp(buf, f, BENCH_FRAME) == 0);
+    }
+}
+
+static void test_bench_throughput(void)
+{
+    Tvd *t = tvd_start(NULL, NULL);
+
+    bench_g2h(t, false);
+    bench_g2h(t, true);
+    bench_h2g(t, false);
+    bench_h2g(t, true);
+    g_assert_cmpuint(rd(t, TVD_REG_GUEST_ERRORS), ==, 0);
+    g_assert_cmpuint(rd(t, TVD_REG_HOST_ERRORS), ==, 0);
+    tvd_stop(t);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -2146,6 +2307,10 @@ int main(int argc, char **argv)
     qtest_add_func("/tvd/host/bad-frames", test_host_bad_frames);
     qtest_add_func("/tvd/host/stalled", test_host_stalled);
     qtest_add_func("/tvd/host/gone-busy", test_host_gone_busy);
+    if (g_strcmp0(g_getenv("TVD_BENCH"), "1") == 0) {
+        qtest_add_func("/tvd/bench/roundtrip", test_bench_roundtrip);
+        qtest_add_func("/tvd/bench/throughput", test_bench_throughput);
+    }
 
     return g_test_run();
 }
