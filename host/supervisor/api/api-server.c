@@ -50,6 +50,7 @@ typedef struct {
     RouteFn fn;                 /* NULL: /metrics */
     guint ok_status;
     const char *const *query;   /* allowed query parameters */
+    gboolean big_body;          /* may carry a policy */
 } Route;
 
 /* ---- Route handlers -------------------------------------------------------- */
@@ -211,20 +212,22 @@ static gboolean r_audit_verify(TvdApiServer *s, const Request *req,
 static const char *const audit_query[] = { "since", "limit", NULL };
 
 static const Route routes[] = {
-    { "GET", "/v1/health", "health", r_health, 200, NULL },
-    { "GET", "/v1/vms", "vm_list", r_vm_list, 200, NULL },
-    { "POST", "/v1/vms", "vm_start", r_vm_start, 201, NULL },
-    { "GET", "/v1/vms/*", "vm_show", r_vm_show, 200, NULL },
-    { "POST", "/v1/vms/*/stop", "vm_stop", r_vm_stop, 200, NULL },
-    { "POST", "/v1/vms/*/revoke", "vm_revoke", r_vm_revoke, 200, NULL },
-    { "POST", "/v1/vms/*/readmit", "vm_readmit", r_vm_readmit, 200, NULL },
-    { "GET", "/v1/domains", "domain_list", r_domain_list, 200, NULL },
-    { "POST", "/v1/domains", "domain_create", r_domain_create, 201, NULL },
-    { "GET", "/v1/domains/*", "domain_show", r_domain_show, 200, NULL },
-    { "PUT", "/v1/domains/*", "domain_update", r_domain_update, 200, NULL },
-    { "GET", "/v1/audit", "audit_list", r_audit_list, 200, audit_query },
-    { "GET", "/v1/audit/verify", "audit_verify", r_audit_verify, 200, NULL },
-    { "GET", "/metrics", "metrics", NULL, 200, NULL },
+    { "GET", "/v1/health", "health", r_health, 200, NULL, FALSE },
+    { "GET", "/v1/vms", "vm_list", r_vm_list, 200, NULL, FALSE },
+    { "POST", "/v1/vms", "vm_start", r_vm_start, 201, NULL, FALSE },
+    { "GET", "/v1/vms/*", "vm_show", r_vm_show, 200, NULL, FALSE },
+    { "POST", "/v1/vms/*/stop", "vm_stop", r_vm_stop, 200, NULL, FALSE },
+    { "POST", "/v1/vms/*/revoke", "vm_revoke", r_vm_revoke, 200, NULL, FALSE },
+    { "POST", "/v1/vms/*/readmit", "vm_readmit", r_vm_readmit, 200, NULL, FALSE },
+    { "GET", "/v1/domains", "domain_list", r_domain_list, 200, NULL, FALSE },
+    { "POST", "/v1/domains", "domain_create", r_domain_create, 201, NULL,
+      TRUE },
+    { "GET", "/v1/domains/*", "domain_show", r_domain_show, 200, NULL, FALSE },
+    { "PUT", "/v1/domains/*", "domain_update", r_domain_update, 200, NULL,
+      TRUE },
+    { "GET", "/v1/audit", "audit_list", r_audit_list, 200, audit_query, FALSE },
+    { "GET", "/v1/audit/verify", "audit_verify", r_audit_verify, 200, NULL, FALSE },
+    { "GET", "/metrics", "metrics", NULL, 200, NULL, FALSE },
 };
 
 /*
@@ -252,6 +255,38 @@ static gboolean path_match(const char *pattern, char **segs,
         }
     }
     return TRUE;
+}
+
+/* The route of @method on @path (NULL: none); *name gets the NAME segment. */
+static const Route *find_route(const char *method, char **segs,
+                               const char **name, GString *allow)
+{
+    const Route *route = NULL;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(routes); i++) {
+        const char *n = NULL;
+
+        if (!path_match(routes[i].pattern, segs, &n)) {
+            continue;
+        }
+        if (allow) {
+            g_string_append_printf(allow, "%s%s", allow->len ? ", " : "",
+                                   routes[i].method);
+        }
+        if (strcmp(routes[i].method, method) == 0) {
+            route = &routes[i];
+            *name = n;
+        }
+    }
+    return route;
+}
+
+static size_t body_cap(const TvdApiServer *s, const Route *route)
+{
+    if (route && route->big_body) {
+        return MAX(s->max_body, TVD_API_MAX_DOMAIN_BODY);
+    }
+    return s->max_body;
 }
 
 /* ---- Responses ------------------------------------------------------------- */
@@ -418,6 +453,10 @@ static void early_handler(SoupServer *soup, SoupServerMessage *msg,
     TvdApiServer *s = data;
     SoupMessageHeaders *h = soup_server_message_get_request_headers(msg);
     SoupEncoding enc = soup_message_headers_get_encoding(h);
+    g_auto(GStrv) segs = g_strsplit(path, "/", -1);
+    const char *name = NULL;
+    size_t cap = body_cap(s, find_route(soup_server_message_get_method(msg),
+                                        segs, &name, NULL));
 
     (void)soup;
     (void)query;
@@ -428,11 +467,9 @@ static void early_handler(SoupServer *soup, SoupServerMessage *msg,
         respond_error_early(msg, TVD_API_ERROR_LENGTH_REQUIRED,
                             "body: Content-Length required");
     } else if (enc == SOUP_ENCODING_CONTENT_LENGTH &&
-               (guint64)soup_message_headers_get_content_length(h) >
-                   s->max_body) {
+               (guint64)soup_message_headers_get_content_length(h) > cap) {
         g_autofree char *m =
-            g_strdup_printf("body: larger than the limit of %zu bytes",
-                            s->max_body);
+            g_strdup_printf("body: larger than the limit of %zu bytes", cap);
 
         respond_error_early(msg, TVD_API_ERROR_TOO_LARGE, m);
     } else {
@@ -454,22 +491,11 @@ static gboolean dispatch(TvdApiServer *s, SoupServerMessage *msg,
     g_autoptr(JsonBuilder) out = NULL;
     g_autoptr(JsonNode) root = NULL;
     g_autoptr(GBytes) bytes = NULL;
-    const Route *route = NULL;
+    const Route *route;
     Request req = { .query = query };
+    size_t cap;
 
-    for (size_t i = 0; i < G_N_ELEMENTS(routes); i++) {
-        const char *name = NULL;
-
-        if (!path_match(routes[i].pattern, segs, &name)) {
-            continue;
-        }
-        g_string_append_printf(allow, "%s%s", allow->len ? ", " : "",
-                               routes[i].method);
-        if (strcmp(routes[i].method, method) == 0) {
-            route = &routes[i];
-            req.name = name;
-        }
-    }
+    route = find_route(method, segs, &req.name, allow);
     if (!route && allow->len) {
         soup_message_headers_replace(
             soup_server_message_get_response_headers(msg), "Allow",
@@ -509,9 +535,10 @@ static gboolean dispatch(TvdApiServer *s, SoupServerMessage *msg,
 
     bytes = soup_message_body_flatten(body);
     req.body = g_bytes_get_data(bytes, &req.body_len);
-    if (req.body_len > s->max_body) {
+    cap = body_cap(s, route);
+    if (req.body_len > cap) {
         g_set_error(error, TVD_API_ERROR, TVD_API_ERROR_TOO_LARGE,
-                    "body: larger than the limit of %zu bytes", s->max_body);
+                    "body: larger than the limit of %zu bytes", cap);
         return FALSE;
     }
     if (req.body_len > 0) {

@@ -87,8 +87,12 @@ int tvd_api_error_code_from_name(const char *name);
 #define TVD_API_MAX_REASON          512u    /* revoke reason */
 #define TVD_API_MIN_MEMORY_MIB      16u
 #define TVD_API_MAX_MEMORY_MIB      (1024u * 1024u)
-#define TVD_API_MAX_POLICY          (256u * 1024u)  /* decoded bytes */
-#define TVD_API_MAX_SIGNATURE       (16u * 1024u)   /* decoded bytes */
+/* A policy may hold a large IMA allowlist: the policy library's own cap
+ * (TVD_POLICY_MAX_BYTES) applies, and the domain routes accept bodies up to
+ * TVD_API_MAX_DOMAIN_BODY whatever the configured cap. */
+#define TVD_API_MAX_POLICY          (8u * 1024u * 1024u)    /* decoded bytes */
+#define TVD_API_MAX_SIGNATURE       (16u * 1024u)           /* decoded bytes */
+#define TVD_API_MAX_DOMAIN_BODY     (12u * 1024u * 1024u)
 #define TVD_API_AUDIT_DEFAULT_LIMIT 100u
 #define TVD_API_AUDIT_MAX_LIMIT     1000u
 
@@ -200,7 +204,9 @@ typedef struct {
     GTlsCertificate *tls_certificate;   /* server cert + private key */
     GTlsDatabase *tls_client_ca;        /* CA(s) for client certs */
 
-    size_t max_body;                    /* 0 = TVD_API_MAX_BODY */
+    size_t max_body;                    /* 0 = TVD_API_MAX_BODY; the domain
+                                           routes allow at least
+                                           TVD_API_MAX_DOMAIN_BODY */
 } TvdApiServerConfig;
 
 typedef struct TvdApiServer TvdApiServer;

@@ -1,0 +1,422 @@
+/*
+ * tvdctl: option parsing, the HTTP client over the supervisor's unix socket
+ * (libsoup-3), error and exit-code mapping, and output helpers.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#define G_LOG_DOMAIN "tvdctl"
+
+#include "tvdctl.h"
+#include "api.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <gio/gunixsocketaddress.h>
+#include <libsoup/soup.h>
+
+
+/* ---- Options ----------------------------------------------------------- */
+
+gboolean tvdctl_parse(TvdctlGlobal *g, const char *cmd, const char *synopsis,
+                      const char *summary, const GOptionEntry *entries,
+                      int *argc, char ***argv)
+{
+    g_autofree char *socket = NULL;
+    const GOptionEntry common[] = {
+        { "json", 0, 0, G_OPTION_ARG_NONE, &g->json,
+          "Print the API's JSON document", NULL },
+        { "socket", 0, 0, G_OPTION_ARG_FILENAME, &socket,
+          "Supervisor socket (default $TVD_SOCKET or "
+          TVDCTL_DEFAULT_SOCKET ")", "PATH" },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new(synopsis);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *prg = g_strconcat("tvdctl ", cmd, NULL);
+
+    g_set_prgname(prg);
+    g_option_context_set_summary(ctx, summary);
+    if (entries) {
+        g_option_context_add_main_entries(ctx, entries, NULL);
+    }
+    g_option_context_add_main_entries(ctx, common, NULL);
+    if (!g_option_context_parse(ctx, argc, argv, &error)) {
+        g_autofree char *help = g_option_context_get_help(ctx, TRUE, NULL);
+
+        fprintf(stderr, "tvdctl %s: %s\n\n%s", cmd, error->message, help);
+        return FALSE;
+    }
+    if (socket) {
+        g_free(g->socket_path);
+        g->socket_path = g_steal_pointer(&socket);
+    }
+    return TRUE;
+}
+
+int tvdctl_fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "tvdctl: %s\n", msg);
+    return code;
+}
+
+gboolean tvdctl_one_name(int argc, char **argv, const char *what,
+                         const char **name)
+{
+    if (argc != 2) {
+        fprintf(stderr, "tvdctl: expected exactly one %s NAME "
+                        "(see --help)\n", what);
+        return FALSE;
+    }
+    if (!tvd_api_name_is_valid(argv[1])) {
+        fprintf(stderr, "tvdctl: '%s' is not a valid %s name "
+                        "([A-Za-z0-9][A-Za-z0-9._-]{0,63})\n", argv[1], what);
+        return FALSE;
+    }
+    *name = argv[1];
+    return TRUE;
+}
+
+/* ---- HTTP ------------------------------------------------------------- */
+
+int tvdctl_exit_of_status(guint status)
+{
+    if (status >= 200 && status < 300) {
+        return TVDCTL_EXIT_OK;
+    }
+    switch (status) {
+    case 400:
+    case 411:
+    case 413:
+    case 415:
+        return TVDCTL_EXIT_INVALID;
+    case 403:
+        return TVDCTL_EXIT_FORBIDDEN;
+    case 404:
+        return TVDCTL_EXIT_NOT_FOUND;
+    case 409:
+        return TVDCTL_EXIT_CONFLICT;
+    case 501:
+        return TVDCTL_EXIT_UNSUPPORTED;
+    default:
+        return TVDCTL_EXIT_SERVER;
+    }
+}
+
+void tvdctl_print_error_json(const char *code, const char *message)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonNode) root = NULL;
+
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "error");
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "code");
+    json_builder_add_string_value(b, code);
+    json_builder_set_member_name(b, "message");
+    json_builder_add_string_value(b, message);
+    json_builder_end_object(b);
+    json_builder_end_object(b);
+    root = json_builder_get_root(b);
+    tvdctl_print_json(root);
+}
+
+/* Replaces control characters so that nothing the server relays (e.g. a
+ * reason a guest influenced) can drive the terminal. */
+static char *sanitize(const char *s)
+{
+    char *out = g_strdup(s);
+
+    for (char *p = out; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            *p = '?';
+        }
+    }
+    return out;
+}
+
+/*
+ * Sends one request; *status and *resp on an answer. Returns OK, or
+ * CONNECT / SERVER after printing why.
+ */
+static int send_request(TvdctlGlobal *g, const char *method, const char *path,
+                        JsonNode *body, guint *status, GBytes **resp,
+                        char **content_type)
+{
+    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(g->socket_path);
+    g_autoptr(SoupSession) session = NULL;
+    g_autoptr(SoupMessage) msg = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *url = g_strconcat("http://localhost", path, NULL);
+    const char *ct;
+
+    session = g_object_new(SOUP_TYPE_SESSION, "remote-connectable", addr,
+                           "timeout", 600, "user-agent", "tvdctl", NULL);
+    msg = soup_message_new(method, url);
+    if (!msg) {
+        return tvdctl_fail(TVDCTL_EXIT_USAGE, "bad request path %s", path);
+    }
+    if (body) {
+        gsize len;
+        char *text = json_to_string(body, FALSE);
+
+        len = strlen(text);
+        g_autoptr(GBytes) bytes = g_bytes_new_take(text, len);
+        soup_message_set_request_body_from_bytes(msg, "application/json",
+                                                 bytes);
+    }
+    *resp = soup_session_send_and_read(session, msg, NULL, &error);
+    if (!*resp) {
+        gboolean conn = error->domain == G_IO_ERROR ||
+                        error->domain == G_RESOLVER_ERROR ||
+                        error->domain == G_TLS_ERROR;
+        g_autofree char *m =
+            g_strdup_printf("%s %s: %s", conn ? "cannot connect to the "
+                            "supervisor at" : "request to",
+                            g->socket_path, error->message);
+
+        if (g->json) {
+            tvdctl_print_error_json(conn ? "connection_failed"
+                                         : "bad_response", m);
+        }
+        return tvdctl_fail(conn ? TVDCTL_EXIT_CONNECT : TVDCTL_EXIT_SERVER,
+                           "%s", m);
+    }
+    *status = soup_message_get_status(msg);
+    ct = soup_message_headers_get_content_type(
+        soup_message_get_response_headers(msg), NULL);
+    *content_type = g_strdup(ct ? ct : "");
+    return TVDCTL_EXIT_OK;
+}
+
+/* Reports a non-2xx answer: the error document's code and message. */
+static int report_error(TvdctlGlobal *g, guint status, GBytes *resp,
+                        const char *content_type)
+{
+    g_autoptr(JsonParser) parser = json_parser_new();
+    gsize len;
+    const char *data = g_bytes_get_data(resp, &len);
+    const char *code = NULL, *message = NULL;
+    JsonNode *root = NULL;
+    int rc = tvdctl_exit_of_status(status);
+
+    if (strcmp(content_type, "application/json") == 0 &&
+        json_parser_load_from_data(parser, data ? data : "", (gssize)len,
+                                   NULL)) {
+        root = json_parser_get_root(parser);
+    }
+    if (root && JSON_NODE_HOLDS_OBJECT(root)) {
+        JsonObject *o = json_node_get_object(root);
+        JsonNode *e = json_object_get_member(o, "error");
+
+        if (e && JSON_NODE_HOLDS_OBJECT(e)) {
+            JsonObject *eo = json_node_get_object(e);
+            JsonNode *c = json_object_get_member(eo, "code");
+            JsonNode *m = json_object_get_member(eo, "message");
+
+            if (c && json_node_get_value_type(c) == G_TYPE_STRING) {
+                code = json_node_get_string(c);
+            }
+            if (m && json_node_get_value_type(m) == G_TYPE_STRING) {
+                message = json_node_get_string(m);
+            }
+        }
+    }
+    if (g->json) {
+        if (code) {
+            tvdctl_print_json(root);
+        } else {
+            g_autofree char *m = g_strdup_printf("HTTP %u", status);
+
+            tvdctl_print_error_json("bad_response", m);
+        }
+    }
+    if (code && message) {
+        g_autofree char *clean = sanitize(message);
+
+        return tvdctl_fail(rc, "%s (%s, HTTP %u)", clean, code, status);
+    }
+    return tvdctl_fail(rc, "the supervisor answered HTTP %u", status);
+}
+
+int tvdctl_call(TvdctlGlobal *g, const char *method, const char *path,
+                JsonNode *body, JsonNode **result)
+{
+    g_autoptr(GBytes) resp = NULL;
+    g_autofree char *ct = NULL;
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(GError) error = NULL;
+    guint status = 0;
+    gsize len;
+    const char *data;
+    JsonNode *root;
+    int rc;
+
+    rc = send_request(g, method, path, body, &status, &resp, &ct);
+    if (rc != TVDCTL_EXIT_OK) {
+        return rc;
+    }
+    if (status < 200 || status >= 300) {
+        return report_error(g, status, resp, ct);
+    }
+    data = g_bytes_get_data(resp, &len);
+    if (strcmp(ct, "application/json") != 0 ||
+        !json_parser_load_from_data(parser, data ? data : "", (gssize)len,
+                                    &error) ||
+        !(root = json_parser_get_root(parser)) ||
+        !JSON_NODE_HOLDS_OBJECT(root)) {
+        if (g->json) {
+            tvdctl_print_error_json("bad_response", "not a JSON object");
+        }
+        return tvdctl_fail(TVDCTL_EXIT_SERVER,
+                           "the supervisor's answer is not a JSON object%s%s",
+                           error ? ": " : "", error ? error->message : "");
+    }
+    if (result) {
+        *result = json_node_copy(root);
+    }
+    return TVDCTL_EXIT_OK;
+}
+
+int tvdctl_call_text(TvdctlGlobal *g, const char *path, GBytes **text)
+{
+    g_autofree char *ct = NULL;
+    guint status = 0;
+    int rc;
+
+    rc = send_request(g, "GET", path, NULL, &status, text, &ct);
+    if (rc != TVDCTL_EXIT_OK) {
+        return rc;
+    }
+    if (status < 200 || status >= 300) {
+        rc = report_error(g, status, *text, ct);
+        g_clear_pointer(text, g_bytes_unref);
+    }
+    return rc;
+}
+
+/* ---- Output ----------------------------------------------------------- */
+
+void tvdctl_print_json(JsonNode *node)
+{
+    g_autofree char *text = json_to_string(node, FALSE);
+
+    printf("%s\n", text);
+}
+
+char *tvdctl_member_text(JsonObject *obj, const char *member)
+{
+    JsonNode *n = obj ? json_object_get_member(obj, member) : NULL;
+    g_autofree char *raw = NULL;
+
+    if (!n || JSON_NODE_HOLDS_NULL(n)) {
+        return g_strdup("-");
+    }
+    if (!JSON_NODE_HOLDS_VALUE(n)) {
+        raw = json_to_string(n, FALSE);
+    } else {
+        switch (json_node_get_value_type(n)) {
+        case G_TYPE_STRING:
+            raw = g_strdup(json_node_get_string(n));
+            break;
+        case G_TYPE_INT64:
+            raw = g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(n));
+            break;
+        case G_TYPE_BOOLEAN:
+            raw = g_strdup(json_node_get_boolean(n) ? "yes" : "no");
+            break;
+        default:
+            raw = json_to_string(n, FALSE);
+        }
+    }
+    return sanitize(raw);
+}
+
+void tvdctl_print_object(JsonObject *obj)
+{
+    g_autoptr(GList) members = json_object_get_members(obj);
+    guint width = 0;
+
+    for (GList *l = members; l; l = l->next) {
+        width = MAX(width, (guint)strlen(l->data));
+    }
+    for (GList *l = members; l; l = l->next) {
+        g_autofree char *v = tvdctl_member_text(obj, l->data);
+        g_autofree char *clean = sanitize(l->data);
+        g_autofree char *k = g_strconcat(clean, ":", NULL);
+
+        printf("%-*s %s\n", (int)width + 1, k, v);
+    }
+}
+
+void tvdctl_print_table(JsonArray *array, const TvdctlColumn *columns)
+{
+    guint ncol = 0, nrow = array ? json_array_get_length(array) : 0;
+    g_autofree guint *width = NULL;
+    g_autoptr(GPtrArray) cells = g_ptr_array_new_with_free_func(g_free);
+
+    while (columns[ncol].header) {
+        ncol++;
+    }
+    width = g_new0(guint, ncol);
+    for (guint c = 0; c < ncol; c++) {
+        width[c] = (guint)strlen(columns[c].header);
+    }
+    for (guint r = 0; r < nrow; r++) {
+        JsonNode *n = json_array_get_element(array, r);
+        JsonObject *o = JSON_NODE_HOLDS_OBJECT(n) ? json_node_get_object(n)
+                                                  : NULL;
+
+        for (guint c = 0; c < ncol; c++) {
+            char *t = tvdctl_member_text(o, columns[c].member);
+
+            width[c] = MAX(width[c], (guint)g_utf8_strlen(t, -1));
+            g_ptr_array_add(cells, t);
+        }
+    }
+    for (guint c = 0; c < ncol; c++) {
+        if (c + 1 < ncol) {
+            printf("%-*s  ", (int)width[c], columns[c].header);
+        } else {
+            printf("%s\n", columns[c].header);
+        }
+    }
+    for (guint r = 0; r < nrow; r++) {
+        for (guint c = 0; c < ncol; c++) {
+            const char *t = cells->pdata[r * ncol + c];
+
+            if (c + 1 < ncol) {
+                /* Pad by characters, not bytes. */
+                guint pad = width[c] - (guint)g_utf8_strlen(t, -1);
+
+                printf("%s%*s  ", t, (int)pad, "");
+            } else {
+                printf("%s\n", t);
+            }
+        }
+    }
+}
+
+int tvdctl_show(TvdctlGlobal *g, const char *method, const char *path,
+                JsonNode *body)
+{
+    g_autoptr(JsonNode) doc = NULL;
+    int rc = tvdctl_call(g, method, path, body, &doc);
+
+    if (rc != TVDCTL_EXIT_OK) {
+        return rc;
+    }
+    if (g->json) {
+        tvdctl_print_json(doc);
+    } else {
+        tvdctl_print_object(json_node_get_object(doc));
+    }
+    return TVDCTL_EXIT_OK;
+}
