@@ -76,7 +76,11 @@ pkey_from_params(const char *type, OSSL_PARAM_BLD *bld, GError **error)
             pkey = NULL;
         }
     } else {
+        /* OpenSSL rejects the key material itself (e.g. point off curve) */
         tvd_crypto_fail(error, "EVP_PKEY_fromdata");
+        if (error && *error) {
+            (*error)->code = TVD_VERIFY_ERROR_MALFORMED;
+        }
     }
     EVP_PKEY_CTX_free(check);
     EVP_PKEY_CTX_free(ctx);
