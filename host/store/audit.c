@@ -584,12 +584,6 @@ static gboolean walk_step(Walk *w, gint64 pos, const TvdAuditRecord *rec,
                          decode_error);
     }
     if (rec->seq != pos) {
-        if (rec->seq > w->expect) {
-            return walk_fail(w, TVD_AUDIT_GAP, w->expect, "record %"
-                             G_GINT64_FORMAT " is missing (found %"
-                             G_GINT64_FORMAT " in its place)", w->expect,
-                             rec->seq);
-        }
         return walk_fail(w, TVD_AUDIT_REORDERED, pos, "position %"
                          G_GINT64_FORMAT " holds record %" G_GINT64_FORMAT,
                          pos, rec->seq);
@@ -674,6 +668,20 @@ static void walk_check_anchor(Walk *w, gint64 anchor_seq,
     }
 }
 
+typedef struct {
+    TvdAuditRecord *rec;    /* NULL when the line did not decode */
+    char *error;
+    GBytes *bytes;          /* canonical bytes of rec */
+} Line;
+
+static void line_clear(gpointer p)
+{
+    Line *l = p;
+    tvd_audit_record_free(l->rec);
+    g_free(l->error);
+    g_clear_pointer(&l->bytes, g_bytes_unref);
+}
+
 gboolean tvd_audit_verify_jsonl(const char *data, gsize len,
                                 const char *anchor_json,
                                 TvdAuditReport *report, GError **error)
@@ -682,40 +690,65 @@ gboolean tvd_audit_verify_jsonl(const char *data, gsize len,
     guint8 anchor_hash[TVD_AUDIT_HASH_SIZE];
     guint8 hash_at_anchor[TVD_AUDIT_HASH_SIZE];
     gboolean have_at_anchor = FALSE;
+    g_autoptr(GArray) lines = g_array_new(FALSE, TRUE, sizeof(Line));
+    /* seq -> index of the last line holding it */
+    g_autoptr(GHashTable) where = g_hash_table_new_full(g_int64_hash,
+                                                        g_int64_equal,
+                                                        g_free, NULL);
     Walk w;
 
     walk_init(&w, report);
+    g_array_set_clear_func(lines, line_clear);
     if (anchor_json && !anchor_parse(anchor_json, strlen(anchor_json),
                                      &anchor_seq, anchor_hash, error)) {
         return FALSE;
     }
+    /* Decode everything first: telling a gap from a reordering needs to
+     * know which records come later. */
     gsize off = 0;
     while (off < len) {
-        const char *line = data + off;
-        const char *nl = memchr(line, '\n', len - off);
-        gsize n = nl ? (gsize)(nl - line) : len - off;
+        const char *start = data + off;
+        const char *nl = memchr(start, '\n', len - off);
+        gsize n = nl ? (gsize)(nl - start) : len - off;
         off += n + (nl ? 1 : 0);
         if (n == 0 && !nl) {
             break;
         }
         g_autoptr(GError) derr = NULL;
-        g_autoptr(TvdAuditRecord) rec = tvd_audit_record_from_json(line, n,
-                                                                   &derr);
-        g_autoptr(GBytes) bytes = NULL;
-        if (rec) {
-            bytes = tvd_audit_record_canonical(rec, &derr);
-            if (!bytes) {
-                g_clear_pointer(&rec, tvd_audit_record_free);
+        Line l = { tvd_audit_record_from_json(start, n, &derr), NULL, NULL };
+        if (l.rec) {
+            l.bytes = tvd_audit_record_canonical(l.rec, &derr);
+            if (!l.bytes) {
+                g_clear_pointer(&l.rec, tvd_audit_record_free);
             }
         }
-        /* A line holds its own seq: a missing line shows as a gap. */
-        gint64 pos = rec && rec->seq > w.expect ? rec->seq : w.expect;
-        if (!walk_step(&w, pos, rec, derr ? derr->message : NULL, bytes,
-                       rec ? rec->prev : NULL, rec ? rec->hash : NULL)) {
+        if (!l.rec) {
+            l.error = g_strdup(derr->message);
+        } else {
+            g_hash_table_insert(where, g_memdup2(&l.rec->seq, sizeof(gint64)),
+                                GUINT_TO_POINTER(lines->len));
+        }
+        g_array_append_val(lines, l);
+    }
+    for (guint i = 0; i < lines->len; i++) {
+        const Line *l = &g_array_index(lines, Line, i);
+        gint64 pos = w.expect;
+        if (l->rec && l->rec->seq > w.expect) {
+            gpointer idx;
+            gboolean later = g_hash_table_lookup_extended(where, &w.expect,
+                                                          NULL, &idx) &&
+                             GPOINTER_TO_UINT(idx) > i;
+            if (!later) {
+                pos = l->rec->seq;      /* w.expect is nowhere: a gap */
+            }
+        }
+        if (!walk_step(&w, pos, l->rec, l->error, l->bytes,
+                       l->rec ? l->rec->prev : NULL,
+                       l->rec ? l->rec->hash : NULL)) {
             return TRUE;
         }
         if (pos == anchor_seq) {
-            memcpy(hash_at_anchor, rec->hash, TVD_AUDIT_HASH_SIZE);
+            memcpy(hash_at_anchor, l->rec->hash, TVD_AUDIT_HASH_SIZE);
             have_at_anchor = TRUE;
         }
     }

@@ -267,6 +267,20 @@ static gboolean txn_check(TvdStoreTxn *txn, gboolean ok, GError *err)
     return ok;
 }
 
+static gboolean txn_valid_key(TvdStoreTxn *txn, const char *key)
+{
+    GError *err = NULL;
+    gboolean ok = tvd_store_key_is_valid(key, &err);
+    return txn_check(txn, ok, err);
+}
+
+static gboolean txn_valid_value(TvdStoreTxn *txn, GBytes *value)
+{
+    GError *err = NULL;
+    gboolean ok = value_is_valid(value, &err);
+    return txn_check(txn, ok, err);
+}
+
 static gboolean txn_room(TvdStoreTxn *txn)
 {
     GError *err = NULL;
@@ -283,8 +297,7 @@ void tvd_store_txn_compare(TvdStoreTxn *txn, const char *key,
                            gint64 expected_rev)
 {
     GError *err = NULL;
-    if (!txn_room(txn) || !txn_check(txn, tvd_store_key_is_valid(key, &err),
-                                     err)) {
+    if (!txn_room(txn) || !txn_valid_key(txn, key)) {
         return;
     }
     if (expected_rev < TVD_STORE_REV_EXISTS) {
@@ -315,10 +328,8 @@ void tvd_store_txn_put_lease(TvdStoreTxn *txn, const char *key, GBytes *value,
                              gint64 lease)
 {
     GError *err = NULL;
-    if (!txn_room(txn) ||
-        !txn_check(txn, tvd_store_key_is_valid(key, &err), err) ||
-        !txn_check(txn, value_is_valid(value, &err), err) ||
-        !txn_key_unused(txn, key)) {
+    if (!txn_room(txn) || !txn_valid_key(txn, key) ||
+        !txn_valid_value(txn, value) || !txn_key_unused(txn, key)) {
         return;
     }
     if (lease < 0) {
@@ -339,9 +350,7 @@ void tvd_store_txn_put(TvdStoreTxn *txn, const char *key, GBytes *value)
 
 void tvd_store_txn_delete(TvdStoreTxn *txn, const char *key)
 {
-    GError *err = NULL;
-    if (!txn_room(txn) ||
-        !txn_check(txn, tvd_store_key_is_valid(key, &err), err) ||
+    if (!txn_room(txn) || !txn_valid_key(txn, key) ||
         !txn_key_unused(txn, key)) {
         return;
     }
@@ -351,9 +360,7 @@ void tvd_store_txn_delete(TvdStoreTxn *txn, const char *key)
 
 void tvd_store_txn_delete_prefix(TvdStoreTxn *txn, const char *prefix)
 {
-    GError *err = NULL;
-    if (!txn_room(txn) ||
-        !txn_check(txn, tvd_store_key_is_valid(prefix, &err), err)) {
+    if (!txn_room(txn) || !txn_valid_key(txn, prefix)) {
         return;
     }
     TvdStoreOp op = { TVD_STORE_OP_DELETE_PREFIX, g_strdup(prefix), NULL, 0 };
