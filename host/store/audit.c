@@ -419,16 +419,15 @@ static gboolean time_is_valid(const char *t)
     return dt != NULL;
 }
 
-static const char *const record_members[] = {
-    "actor", "details", "domain", "event", "reason", "seq", "time", "vm",
-};
+/* actor details domain event reason seq time vm (+ hash prev in lines) */
+#define RECORD_MEMBERS 8u
 
 static TvdAuditRecord *record_from_object(JsonObject *obj,
                                           gboolean with_hashes,
                                           GError **error)
 {
     g_autoptr(TvdAuditRecord) rec = g_new0(TvdAuditRecord, 1);
-    guint want = G_N_ELEMENTS(record_members) + (with_hashes ? 2 : 0);
+    guint want = RECORD_MEMBERS + (with_hashes ? 2u : 0u);
 
     if (json_object_get_size(obj) != want) {
         malformed(error, "record has %u members, expected %u",
@@ -1045,51 +1044,22 @@ gboolean tvd_audit_sync_anchor(TvdAuditLog *log, GError **error)
     return FALSE;
 }
 
-gboolean tvd_audit_append(TvdAuditLog *log, const char *actor,
-                          const char *vm, const char *domain,
-                          const char *event, const char *reason,
-                          JsonObject *details, gint64 *out_seq,
-                          GError **error)
+/* Chains @rec to the head and inserts it, in one write transaction. */
+static gboolean append_locked(TvdAuditLog *log, TvdAuditRecord *rec,
+                              GError **error)
 {
-    g_autoptr(TvdAuditRecord) rec = g_new0(TvdAuditRecord, 1);
-    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+    g_autoptr(GError) cerr = NULL;
+    g_autoptr(GBytes) bytes = NULL;
     sqlite3_stmt *st = NULL;
     gboolean ok = FALSE;
-
-    if (!check_field("actor", actor, FALSE, TVD_AUDIT_MAX_NAME, error) ||
-        !check_field("event", event, FALSE, TVD_AUDIT_MAX_NAME, error) ||
-        !check_field("vm", vm, TRUE, TVD_AUDIT_MAX_NAME, error) ||
-        !check_field("domain", domain, TRUE, TVD_AUDIT_MAX_NAME, error) ||
-        !check_field("reason", reason, TRUE, TVD_AUDIT_MAX_REASON, error)) {
-        return FALSE;
-    }
-    rec->details = json_node_new(JSON_NODE_OBJECT);
-    if (details) {
-        json_node_set_object(rec->details, details);
-    } else {
-        json_node_take_object(rec->details, json_object_new());
-    }
-    if (!details_clean(rec->details, 1, error)) {
-        return FALSE;
-    }
-    rec->time = g_date_time_format(now, "%Y-%m-%dT%H:%M:%S.%fZ");
-    rec->actor = g_strdup(actor);
-    rec->vm = g_strdup(vm);
-    rec->domain = g_strdup(domain);
-    rec->event = g_strdup(event);
-    rec->reason = g_strdup(reason);
-
-    g_mutex_lock(&log->lock);
-    if (!exec_sql(log, "BEGIN IMMEDIATE", error)) {
-        goto out;
-    }
     gint64 head = 0;
-    if (!read_head(log, &head, rec->prev, error)) {
+
+    if (!exec_sql(log, "BEGIN IMMEDIATE", error) ||
+        !read_head(log, &head, rec->prev, error)) {
         goto out;
     }
     rec->seq = head + 1;
-    g_autoptr(GError) cerr = NULL;
-    g_autoptr(GBytes) bytes = tvd_audit_record_canonical(rec, &cerr);
+    bytes = tvd_audit_record_canonical(rec, &cerr);
     if (!bytes) {
         g_set_error(error, TVD_AUDIT_ERROR, TVD_AUDIT_ERROR_INVALID, "%s",
                     cerr->message);
@@ -1117,6 +1087,44 @@ out:
     if (!ok && !sqlite3_get_autocommit(log->db)) {
         exec_sql(log, "ROLLBACK", NULL);
     }
+    return ok;
+}
+
+gboolean tvd_audit_append(TvdAuditLog *log, const char *actor,
+                          const char *vm, const char *domain,
+                          const char *event, const char *reason,
+                          JsonObject *details, gint64 *out_seq,
+                          GError **error)
+{
+    g_autoptr(TvdAuditRecord) rec = g_new0(TvdAuditRecord, 1);
+    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+    gboolean ok;
+
+    if (!check_field("actor", actor, FALSE, TVD_AUDIT_MAX_NAME, error) ||
+        !check_field("event", event, FALSE, TVD_AUDIT_MAX_NAME, error) ||
+        !check_field("vm", vm, TRUE, TVD_AUDIT_MAX_NAME, error) ||
+        !check_field("domain", domain, TRUE, TVD_AUDIT_MAX_NAME, error) ||
+        !check_field("reason", reason, TRUE, TVD_AUDIT_MAX_REASON, error)) {
+        return FALSE;
+    }
+    rec->details = json_node_new(JSON_NODE_OBJECT);
+    if (details) {
+        json_node_set_object(rec->details, details);
+    } else {
+        json_node_take_object(rec->details, json_object_new());
+    }
+    if (!details_clean(rec->details, 1, error)) {
+        return FALSE;
+    }
+    rec->time = g_date_time_format(now, "%Y-%m-%dT%H:%M:%S.%fZ");
+    rec->actor = g_strdup(actor);
+    rec->vm = g_strdup(vm);
+    rec->domain = g_strdup(domain);
+    rec->event = g_strdup(event);
+    rec->reason = g_strdup(reason);
+
+    g_mutex_lock(&log->lock);
+    ok = append_locked(log, rec, error);
     g_mutex_unlock(&log->lock);
     if (!ok) {
         return FALSE;

@@ -662,6 +662,7 @@ static void test_schema(Fixture *f, gconstpointer data)
     g_assert_cmpint(chmod(loose, 0644), ==, 0);
     g_autoptr(TvdStore) l = tvd_store_sqlite_open(loose, NULL, &err);
     g_assert_no_error(err);
+    g_assert_nonnull(l);
     g_assert_cmpint(stat(loose, &st), ==, 0);
     g_assert_cmpint(st.st_mode & 0777, ==, 0600);
 
