@@ -23,6 +23,8 @@ TvdSupervisorConfig *tvd_config_new_default(const char *state_dir)
     cfg->swtpm = g_strdup("swtpm");
     cfg->swtpm_setup = g_strdup("swtpm_setup");
     cfg->swtpm_localca = g_strdup("swtpm_localca");
+    cfg->trusted_keys_dir = g_build_filename(cfg->state_dir, "admin-keys",
+                                             NULL);
     cfg->interval_s = 30;
     cfg->deadline_s = 60;
     return cfg;
@@ -43,6 +45,7 @@ void tvd_config_free(TvdSupervisorConfig *cfg)
     g_free(cfg->swtpm);
     g_free(cfg->swtpm_setup);
     g_free(cfg->swtpm_localca);
+    g_free(cfg->trusted_keys_dir);
     g_free(cfg);
 }
 
@@ -101,6 +104,7 @@ static const char *const known_keys[][2] = {
     { "qemu", "binary" }, { "qemu", "firmware_dir" }, { "qemu", "accel" },
     { "qemu", "default_memory_mib" },
     { "vtpm", "swtpm" }, { "vtpm", "swtpm_setup" }, { "vtpm", "swtpm_localca" },
+    { "policy", "trusted_keys_dir" },
     { "attestation", "interval_s" }, { "attestation", "deadline_s" },
 };
 
@@ -166,6 +170,8 @@ static TvdSupervisorConfig *config_from_keyfile(GKeyFile *kf, GError **error)
         !take_string(kf, "vtpm", "swtpm", &cfg->swtpm, error) ||
         !take_string(kf, "vtpm", "swtpm_setup", &cfg->swtpm_setup, error) ||
         !take_string(kf, "vtpm", "swtpm_localca", &cfg->swtpm_localca, error) ||
+        !take_string(kf, "policy", "trusted_keys_dir", &cfg->trusted_keys_dir,
+                     error) ||
         !take_uint(kf, "attestation", "interval_s", 1, 86400,
                    &cfg->interval_s, error) ||
         !take_uint(kf, "attestation", "deadline_s", 1, 86400,

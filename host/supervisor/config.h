@@ -34,6 +34,8 @@ typedef struct {
     char *swtpm;
     char *swtpm_setup;
     char *swtpm_localca;
+    /* [policy] */
+    char *trusted_keys_dir; /* administrators' public keys (PEM) */
     /* [attestation] defaults when a policy says nothing */
     guint interval_s;
     guint deadline_s;

@@ -20,8 +20,11 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "admission.h"
+#include "domains.h"
 #include "frame.h"
 #include "launcher.h"
+#include "message.h"
 #include "vtpm.h"
 
 G_DEFINE_QUARK(tvd-supervisor-error-quark, tvd_supervisor_error)
@@ -55,6 +58,8 @@ struct TvdVm {
     gboolean running;
     GBytes *ek_cert;
 
+    TvdAdmission *adm;
+
     /* device */
     TvdDeviceConn *conn;
     struct tvd_device_hello hello;
@@ -69,6 +74,8 @@ struct TvdSupervisor {
     GSocketService *adopt;
     GList *adopt_pending;       /* TvdDeviceConn without a hello yet */
     char *ca_root;
+    TvdDomains *domains;
+    TvdAdmissionShared shared;  /* nonces, CA, default timings */
 };
 
 static const char *const state_names[] = {
@@ -105,6 +112,7 @@ static gboolean name_is_valid(const char *name)
 
 static void vm_free(TvdVm *vm)
 {
+    tvd_admission_free(vm->adm);
     if (vm->pid_watch) {
         g_source_remove(vm->pid_watch);
     }
@@ -212,6 +220,20 @@ static void vm_save(TvdVm *vm)
     }
 }
 
+static const TvdAdmissionHost admission_host;
+
+/* Every VM starts here: the record and its admission state machine. */
+static TvdVm *vm_new(TvdSupervisor *sup, const char *name)
+{
+    TvdVm *vm = g_new0(TvdVm, 1);
+
+    vm->sup = sup;
+    vm->name = g_strdup(name);
+    vm->adm = tvd_admission_new(&admission_host, vm, &sup->shared);
+    g_hash_table_insert(sup->vms, vm->name, vm);
+    return vm;
+}
+
 /* ---- transitions -------------------------------------------------------- */
 
 static void vm_push_state(TvdVm *vm)
@@ -248,6 +270,7 @@ void tvd_vm_transition(TvdVm *vm, enum tvd_state state, guint32 code,
 
 static void vm_detach_conn(TvdVm *vm)
 {
+    tvd_admission_reset(vm->adm);
     g_clear_pointer(&vm->conn, tvd_device_conn_free);
     vm->have_hello = FALSE;
     vm->device_status = 0;
@@ -271,6 +294,8 @@ static void on_hello(TvdDeviceConn *conn, const struct tvd_device_hello *h,
     g_message("%s: device hello (vm-id %s, domain %s, device state %s, "
               "qemu pid %d)", vm->name, h->vm_id, h->domain,
               tvd_state_name(h->state), (int)tvd_device_conn_peer_pid(conn));
+    /* A new connection: the agent says hello again and is bound anew. */
+    tvd_admission_reset(vm->adm);
     /*
      * A reconnecting device gets the state we hold, whatever it remembers:
      * the supervisor is the authority (and in fail-mode closed the link
@@ -293,6 +318,7 @@ static void on_event(TvdDeviceConn *conn, const struct tvd_device_event *ev,
                 ev->status & TVD_STATUS_LINK_UP ? "up" : "down");
         break;
     case TVD_EVENT_RESET:
+        tvd_admission_reset(vm->adm);
         /* A rebooted guest must prove itself again. */
         if (vm->state == TVD_STATE_ADMITTED) {
             tvd_vm_transition(vm, TVD_STATE_PENDING, TVD_REASON_DEVICE_RESET,
@@ -326,9 +352,7 @@ static void on_agent(TvdDeviceConn *conn, GBytes *payload, void *opaque)
 {
     TvdVm *vm = opaque;
 
-    /* The admission protocol (common/message.h) plugs in here. */
-    g_debug("%s: agent frame of %" G_GSIZE_FORMAT " bytes", vm->name,
-            g_bytes_get_size(payload));
+    tvd_admission_agent_frame(vm->adm, payload);
 }
 
 static void on_closed(TvdDeviceConn *conn, const char *why, void *opaque)
@@ -442,9 +466,7 @@ static void adopt_hello(TvdDeviceConn *conn, const struct tvd_device_hello *h,
         return;
     }
     if (!vm) {
-        vm = g_new0(TvdVm, 1);
-        vm->sup = sup;
-        vm->name = g_strdup(name);
+        vm = vm_new(sup, name);
         vm->adopted = TRUE;
         vm->state = TVD_STATE_PENDING;
         vm->reason_code = TVD_REASON_AWAITING;
@@ -452,7 +474,6 @@ static void adopt_hello(TvdDeviceConn *conn, const struct tvd_device_hello *h,
         vm->since_us = g_get_real_time();
         vm->dir = g_build_filename(sup->cfg->state_dir, "vms", name, NULL);
         g_mkdir_with_parents(vm->dir, 0700);
-        g_hash_table_insert(sup->vms, vm->name, vm);
         g_message("%s: adopted (qemu pid %d, uid %d)", name,
                   (int)tvd_device_conn_peer_pid(conn),
                   (int)tvd_device_conn_peer_uid(conn));
@@ -543,14 +564,11 @@ TvdVm *tvd_supervisor_vm_start(TvdSupervisor *sup, const TvdVmSpec *spec,
         return NULL;
     }
     if (!vm) {
-        vm = g_new0(TvdVm, 1);
-        vm->sup = sup;
-        vm->name = g_strdup(spec->name);
+        vm = vm_new(sup, spec->name);
         vm->dir = g_build_filename(sup->cfg->state_dir, "vms", spec->name,
                                    NULL);
         vm->sock_path = g_strdup_printf("%s/vm-%s.sock", sup->cfg->run_dir,
                                         spec->name);
-        g_hash_table_insert(sup->vms, vm->name, vm);
     }
     vm_set_str(&vm->domain, spec->domain);
     vm_set_str(&vm->role, spec->role);
@@ -693,6 +711,7 @@ gboolean tvd_supervisor_vm_readmit(TvdSupervisor *sup, const char *name,
     tvd_vm_transition(vm, TVD_STATE_PENDING, TVD_REASON_ADMIN,
                       "readmitted by the operator: awaiting attestation",
                       "operator");
+    tvd_admission_reattest(vm->adm);
     return TRUE;
 }
 
@@ -794,9 +813,7 @@ static void vm_restore(TvdSupervisor *sup, const char *dir)
         g_warning("ignoring the invalid VM record %s", path);
         return;
     }
-    vm = g_new0(TvdVm, 1);
-    vm->sup = sup;
-    vm->name = g_strdup(name);
+    vm = vm_new(sup, name);
     vm->dir = g_strdup(dir);
     vm->vm_id = g_strdup(member_string(o, "vm_id"));
     vm->domain = g_strdup(member_string(o, "domain"));
@@ -818,7 +835,6 @@ static void vm_restore(TvdSupervisor *sup, const char *dir)
     vm->memory_mib = json_object_get_int_member_with_default(o, "memory_mib",
                                                              0);
     vm->qemu_pid = json_object_get_int_member_with_default(o, "qemu_pid", 0);
-    g_hash_table_insert(sup->vms, vm->name, vm);
     if (!vm->adopted) {
         vm->sock_path = g_strdup_printf("%s/vm-%s.sock", sup->cfg->run_dir,
                                         vm->name);
@@ -849,15 +865,137 @@ static void restore_all(TvdSupervisor *sup, const char *vms_dir)
     }
 }
 
+/* ---- what the admission needs from a VM ------------------------------------ */
+
+static gboolean adm_send(void *opaque, GBytes *payload, GError **error)
+{
+    TvdVm *vm = opaque;
+
+    if (!vm->conn) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
+                    "the device is not connected");
+        return FALSE;
+    }
+    return tvd_device_conn_send_agent(vm->conn, payload, error);
+}
+
+static void adm_verdict(void *opaque, enum tvd_state state, guint32 code,
+                        const char *reason, gboolean stop)
+{
+    TvdVm *vm = opaque;
+
+    /* A revoked VM stays revoked until the operator readmits it. */
+    if (vm->state == TVD_STATE_REVOKED && state != TVD_STATE_REVOKED) {
+        return;
+    }
+    if (vm->state != state || vm->reason_code != code ||
+        g_strcmp0(vm->reason, reason)) {
+        tvd_vm_transition(vm, state, code, reason, "verifier");
+    }
+    if (stop && vm->running) {
+        tvd_supervisor_vm_stop(vm->sup, vm->name, NULL);
+    }
+}
+
+static enum tvd_state adm_state(void *opaque)
+{
+    return ((TvdVm *)opaque)->state;
+}
+
+static TvdPolicy *adm_policy(void *opaque)
+{
+    TvdVm *vm = opaque;
+
+    return tvd_domains_get(vm->sup->domains, vm->domain);
+}
+
+static GBytes *adm_ek_cert(void *opaque, guint8 ek_type)
+{
+    TvdVm *vm = opaque;
+    g_autofree char *path = NULL;
+    g_autofree char *data = NULL;
+    gsize len;
+
+    if (vm->adopted || !vm->dir) {
+        return NULL;
+    }
+    path = g_build_filename(vm->dir, "vtpm", ek_type == TVD_EK_ECC
+                            ? "ek-ecc.der" : "ek-rsa.der", NULL);
+    if (!g_file_get_contents(path, &data, &len, NULL)) {
+        /* Launched but without that certificate: nothing can match. */
+        return g_bytes_new_static("", 0);
+    }
+    return g_bytes_new_take(g_steal_pointer(&data), len);
+}
+
+static const char *adm_name(void *opaque)
+{
+    return ((TvdVm *)opaque)->name;
+}
+
+static const TvdAdmissionHost admission_host = {
+    .send = adm_send,
+    .verdict = adm_verdict,
+    .state = adm_state,
+    .policy = adm_policy,
+    .ek_cert = adm_ek_cert,
+    .name = adm_name,
+};
+
+/* A domain's requirements changed: every member proves itself again. */
+static void on_domain_changed(const char *name, void *opaque)
+{
+    TvdSupervisor *sup = opaque;
+    GHashTableIter it;
+    TvdVm *vm;
+
+    g_hash_table_iter_init(&it, sup->vms);
+    while (g_hash_table_iter_next(&it, NULL, (gpointer *)&vm)) {
+        if (!g_strcmp0(vm->domain, name)) {
+            tvd_admission_reattest(vm->adm);
+        }
+    }
+}
+
+gboolean tvd_supervisor_domain_create(TvdSupervisor *sup, GBytes *policy,
+                                      GBytes *sig, char **name,
+                                      GError **error)
+{
+    return tvd_domains_create(sup->domains, policy, sig, name, error);
+}
+
+gboolean tvd_supervisor_domain_update(TvdSupervisor *sup, const char *name,
+                                      GBytes *policy, GBytes *sig,
+                                      GError **error)
+{
+    return tvd_domains_update(sup->domains, name, policy, sig, error);
+}
+
+TvdDomains *tvd_supervisor_domains(TvdSupervisor *sup)
+{
+    return sup->domains;
+}
+
 /* ---- the supervisor ------------------------------------------------------- */
 
 TvdSupervisor *tvd_supervisor_new(TvdSupervisorConfig *cfg)
 {
     TvdSupervisor *sup = g_new0(TvdSupervisor, 1);
 
+    g_autofree char *domains = g_build_filename(cfg->state_dir, "domains",
+                                                NULL);
+
     sup->cfg = cfg;
     sup->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                      (GDestroyNotify)vm_free);
+    sup->domains = tvd_domains_new(domains, cfg->trusted_keys_dir,
+                                   on_domain_changed, sup);
+    /* Enough outstanding nonces for every VM twice; each lives a deadline. */
+    sup->shared.nonces = tvd_nonce_store_new(16384,
+                                             (gint64)cfg->deadline_s * 2 *
+                                             G_USEC_PER_SEC + 60 * G_USEC_PER_SEC);
+    sup->shared.default_interval_ms = cfg->interval_s * 1000;
+    sup->shared.default_deadline_ms = cfg->deadline_s * 1000;
     return sup;
 }
 
@@ -889,6 +1027,18 @@ gboolean tvd_supervisor_start(TvdSupervisor *sup, GError **error)
     if (!sup->ca_root) {
         return FALSE;
     }
+    {
+        g_autofree char *pem = NULL;
+        gsize len;
+
+        if (!g_file_get_contents(sup->ca_root, &pem, &len, error)) {
+            return FALSE;
+        }
+        sup->shared.ca_pem = g_bytes_new_take(g_steal_pointer(&pem), len);
+    }
+    if (!tvd_domains_load(sup->domains, error)) {
+        return FALSE;
+    }
     restore_all(sup, vms);
     sup->adopt = listen_unix(sup->cfg->adopt_socket,
                              G_CALLBACK(on_adopt_incoming), sup, error);
@@ -914,6 +1064,9 @@ void tvd_supervisor_free(TvdSupervisor *sup)
         g_free(ctx);
     }
     g_hash_table_destroy(sup->vms);
+    tvd_domains_free(sup->domains);
+    tvd_nonce_store_free(sup->shared.nonces);
+    g_clear_pointer(&sup->shared.ca_pem, g_bytes_unref);
     g_free(sup->ca_root);
     tvd_config_free(sup->cfg);
     g_free(sup);

@@ -69,6 +69,16 @@ gboolean tvd_supervisor_vm_readmit(TvdSupervisor *sup, const char *name,
 void tvd_vm_transition(TvdVm *vm, enum tvd_state state, guint32 code,
                        const char *reason, const char *actor);
 
+/* Domains: signed policies (domains.h). */
+typedef struct TvdDomains TvdDomains;
+gboolean tvd_supervisor_domain_create(TvdSupervisor *sup, GBytes *policy,
+                                      GBytes *sig, char **name,
+                                      GError **error);
+gboolean tvd_supervisor_domain_update(TvdSupervisor *sup, const char *name,
+                                      GBytes *policy, GBytes *sig,
+                                      GError **error);
+TvdDomains *tvd_supervisor_domains(TvdSupervisor *sup);
+
 const char *tvd_vm_name(const TvdVm *vm);
 enum tvd_state tvd_vm_state(const TvdVm *vm);
 const char *tvd_vm_reason(const TvdVm *vm);

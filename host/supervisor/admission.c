@@ -1,0 +1,729 @@
+/*
+ * Admission and re-attestation of one VM: see admission.h.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#define G_LOG_DOMAIN "tvd-admission"
+
+#include "admission.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "message.h"
+
+#define IMA_PCR             10u
+#define SECRET_LEN          32u
+/* Before a policy says otherwise, the first evidence must come this fast. */
+#define FIRST_DEADLINE_MS   30000u
+
+typedef enum {
+    PHASE_WAIT_HELLO,       /* no agent yet, or the binding was lost */
+    PHASE_WAIT_ACTIVATION,  /* challenge sent */
+    PHASE_WAIT_EVIDENCE,    /* attest request sent */
+    PHASE_WAIT_LOGS,        /* evidence in, log chunks still coming */
+    PHASE_BOUND,            /* AK bound, between rounds */
+} Phase;
+
+typedef struct {
+    char *path;
+    guint8 sha256[32];
+} Measurement;
+
+struct TvdAdmission {
+    const TvdAdmissionHost *host;
+    void *vm;
+    const TvdAdmissionShared *shared;
+    Phase phase;
+
+    /* from the agent hello */
+    guint32 agent_version;
+    guint64 caps;
+    guint8 agent_pcr;
+    TvdTpmPublic *ek;
+    TvdAkKey *ak;
+    gboolean ak_bound;              /* ActivateCredential answered right */
+    guint8 secret[SECRET_LEN];
+
+    /* the round in progress */
+    guint8 nonce[TVD_NONCE_LEN];
+    guint32 select;
+    TvdMsgEvidence evidence;
+    gboolean have_evidence;
+    GPtrArray *chunk_entries[3];    /* by TvdLogKind: GBytes, chunks after evidence */
+    gboolean chunk_more[3];
+    gint64 round_start_us;
+
+    /* what has been verified so far */
+    TvdImaReplay *replay[3];        /* by TvdLogKind */
+    GArray *measurements;           /* Measurement, log order */
+
+    guint deadline_id;
+    guint interval_id;
+    TvdAdmissionStats stats;
+};
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static TvdPolicy *adm_policy(TvdAdmission *adm)
+{
+    return adm->host->policy(adm->vm);
+}
+
+static guint interval_ms(TvdAdmission *adm)
+{
+    TvdPolicy *p = adm_policy(adm);
+
+    return p ? tvd_policy_data(p)->interval_ms : adm->shared->default_interval_ms;
+}
+
+static guint deadline_ms(TvdAdmission *adm)
+{
+    TvdPolicy *p = adm_policy(adm);
+
+    return p ? tvd_policy_data(p)->deadline_ms : adm->shared->default_deadline_ms;
+}
+
+static void measurement_clear(gpointer data)
+{
+    g_free(((Measurement *)data)->path);
+}
+
+static void cancel_timers(TvdAdmission *adm)
+{
+    g_clear_handle_id(&adm->deadline_id, g_source_remove);
+    g_clear_handle_id(&adm->interval_id, g_source_remove);
+}
+
+static void clear_round(TvdAdmission *adm)
+{
+    if (adm->have_evidence) {
+        tvd_msg_evidence_clear(&adm->evidence);
+        adm->have_evidence = FALSE;
+    }
+    for (guint k = 0; k < G_N_ELEMENTS(adm->chunk_entries); k++) {
+        g_clear_pointer(&adm->chunk_entries[k], g_ptr_array_unref);
+        adm->chunk_more[k] = FALSE;
+    }
+}
+
+/* Forget the binding: a new agent hello starts from scratch. */
+static void unbind(TvdAdmission *adm)
+{
+    cancel_timers(adm);
+    clear_round(adm);
+    g_clear_pointer(&adm->ek, tvd_tpm_public_free);
+    g_clear_pointer(&adm->ak, tvd_ak_key_free);
+    adm->ak_bound = FALSE;
+    for (guint k = 0; k < G_N_ELEMENTS(adm->replay); k++) {
+        g_clear_pointer(&adm->replay[k], tvd_ima_replay_free);
+    }
+    g_array_set_size(adm->measurements, 0);
+    OPENSSL_cleanse(adm->secret, sizeof(adm->secret));
+    adm->phase = PHASE_WAIT_HELLO;
+}
+
+static void send_msg(TvdAdmission *adm, const TvdMsg *msg)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GBytes) payload = tvd_msg_encode(msg, &err);
+
+    if (!payload || !adm->host->send(adm->vm, payload, &err)) {
+        g_warning("%s: cannot send %s: %s", adm->host->name(adm->vm),
+                  tvd_msg_type_name(msg->type), err->message);
+    }
+}
+
+static void send_membership(TvdAdmission *adm, enum tvd_state state,
+                            guint32 code, const char *text)
+{
+    TvdMsg msg = { .type = TVD_MSG_MEMBERSHIP };
+
+    msg.u.membership.state = state;
+    msg.u.membership.reason = code;
+    msg.u.membership.reason_text = (char *)text;
+    msg.u.membership.deadline_s = state == TVD_STATE_REVOKED ? 0 :
+        (interval_ms(adm) + deadline_ms(adm) + 999) / 1000;
+    send_msg(adm, &msg);
+}
+
+static void start_round(TvdAdmission *adm);
+
+static gboolean on_interval(gpointer data)
+{
+    TvdAdmission *adm = data;
+
+    adm->interval_id = 0;
+    start_round(adm);
+    return G_SOURCE_REMOVE;
+}
+
+static void schedule_next_round(TvdAdmission *adm)
+{
+    g_clear_handle_id(&adm->interval_id, g_source_remove);
+    adm->interval_id = g_timeout_add(interval_ms(adm), on_interval, adm);
+}
+
+/*
+ * A failed round: the policy's action, with the reason. Quarantined VMs
+ * keep being attested (they come back when they comply); revoked ones not.
+ */
+static void fail(TvdAdmission *adm, guint32 code, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+static void fail(TvdAdmission *adm, guint32 code, const char *fmt, ...)
+{
+    TvdPolicy *p = adm_policy(adm);
+    TvdPolicyOnFailure action = p ? tvd_policy_data(p)->on_failure
+                                  : TVD_POLICY_ON_FAILURE_QUARANTINE;
+    enum tvd_state state = action == TVD_POLICY_ON_FAILURE_REVOKE
+                           ? TVD_STATE_REVOKED : TVD_STATE_QUARANTINED;
+    g_autofree char *reason = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    reason = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    adm->stats.failures++;
+    g_clear_handle_id(&adm->deadline_id, g_source_remove);
+    clear_round(adm);
+    adm->host->verdict(adm->vm, state, code, reason,
+                       action == TVD_POLICY_ON_FAILURE_STOP);
+    send_membership(adm, state, code, reason);
+    if (adm->ak_bound && state != TVD_STATE_REVOKED) {
+        adm->phase = PHASE_BOUND;
+        schedule_next_round(adm);
+    } else {
+        unbind(adm);
+    }
+}
+
+static gboolean on_deadline(gpointer data)
+{
+    TvdAdmission *adm = data;
+    const char *what = adm->phase == PHASE_WAIT_ACTIVATION
+                       ? "credential response" : "evidence";
+
+    adm->deadline_id = 0;
+    /* Without an answer, the binding cannot be trusted to still hold. */
+    fail(adm, TVD_REASON_DEADLINE, "attestation deadline missed: no %s "
+         "within %u ms", what, deadline_ms(adm));
+    return G_SOURCE_REMOVE;
+}
+
+static void arm_deadline(TvdAdmission *adm, guint ms)
+{
+    g_clear_handle_id(&adm->deadline_id, g_source_remove);
+    adm->deadline_id = g_timeout_add(ms, on_deadline, adm);
+}
+
+/* ---- hello and credential activation -------------------------------------- */
+
+static void on_hello(TvdAdmission *adm, TvdMsgAgentHello *h)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GBytes) provisioned = NULL;
+    GBytes *cert;
+    TvdMsg msg = { .type = TVD_MSG_CREDENTIAL_CHALLENGE };
+    g_autoptr(GBytes) blob = NULL;
+    g_autoptr(GBytes) enc = NULL;
+    const guint8 *name;
+    gsize name_len;
+    gsize len;
+    const guint8 *data;
+
+    unbind(adm);
+    adm->round_start_us = g_get_monotonic_time();
+    if (!h->ek_public || g_bytes_get_size(h->ek_public) == 0) {
+        fail(adm, TVD_REASON_EVIDENCE, "ek-public-missing: the agent hello "
+             "carries no EK public area");
+        return;
+    }
+    data = g_bytes_get_data(h->ek_public, &len);
+    adm->ek = tvd_tpm_public_parse(data, len, &err);
+    if (!adm->ek || !tvd_tpm_public_check_ek(adm->ek, &err)) {
+        fail(adm, TVD_REASON_EVIDENCE, "ek: %s: %s",
+             tvd_verify_error_reason(err->code), err->message);
+        return;
+    }
+    /*
+     * The vTPM linkage: the EK must be the one of the vTPM provisioned for
+     * this VM (its certificate, recorded at provisioning), chaining to the
+     * host's vTPM CA. An adopted VM's agent brings its own certificate.
+     */
+    provisioned = adm->host->ek_cert(adm->vm, h->ek_type);
+    cert = provisioned ? provisioned : h->ek_cert;
+    if (!cert || g_bytes_get_size(cert) == 0) {
+        fail(adm, TVD_REASON_EVIDENCE, "ek-cert-missing: no EK certificate "
+             "for this VM");
+        return;
+    }
+    data = g_bytes_get_data(cert, &len);
+    if (!tvd_ek_cert_verify(data, len,
+                            g_bytes_get_data(adm->shared->ca_pem, NULL),
+                            g_bytes_get_size(adm->shared->ca_pem),
+                            tvd_tpm_public_pkey(adm->ek), &err)) {
+        fail(adm, TVD_REASON_EVIDENCE, "%s: %s%s",
+             tvd_verify_error_reason(err->code), err->message,
+             provisioned ? " (not the vTPM provisioned for this VM)" : "");
+        return;
+    }
+    data = g_bytes_get_data(h->ak_public, &len);
+    adm->ak = tvd_ak_key_new_from_public(data, len, &err);
+    if (!adm->ak ||
+        !tvd_tpm_public_check_name(tvd_ak_key_public(adm->ak),
+                                   g_bytes_get_data(h->ak_name, NULL),
+                                   g_bytes_get_size(h->ak_name), &err)) {
+        fail(adm, TVD_REASON_EVIDENCE, "ak: %s: %s",
+             tvd_verify_error_reason(err->code), err->message);
+        return;
+    }
+    adm->agent_version = h->agent_version;
+    adm->caps = h->capabilities;
+    adm->agent_pcr = h->agent_pcr;
+
+    /* MakeCredential binds the AK to this EK: only that TPM can answer. */
+    if (RAND_bytes(adm->secret, sizeof(adm->secret)) != 1) {
+        fail(adm, TVD_REASON_EVIDENCE, "crypto-failure: no random secret");
+        return;
+    }
+    name = tvd_tpm_public_name(tvd_ak_key_public(adm->ak), &name_len);
+    if (!tvd_make_credential(adm->ek, name, name_len, adm->secret,
+                             sizeof(adm->secret), &blob, &enc, &err)) {
+        fail(adm, TVD_REASON_EVIDENCE, "make-credential: %s", err->message);
+        return;
+    }
+    msg.u.credential_challenge.credential_blob = blob;
+    msg.u.credential_challenge.encrypted_secret = enc;
+    adm->phase = PHASE_WAIT_ACTIVATION;
+    send_msg(adm, &msg);
+    arm_deadline(adm, MAX(deadline_ms(adm), FIRST_DEADLINE_MS));
+    g_debug("%s: agent %u.%u.%u said hello; credential challenge sent",
+            adm->host->name(adm->vm), h->agent_version >> 16,
+            (h->agent_version >> 8) & 0xff, h->agent_version & 0xff);
+}
+
+static void on_credential_response(TvdAdmission *adm,
+                                   TvdMsgCredentialResponse *r)
+{
+    gsize len;
+    const guint8 *secret = g_bytes_get_data(r->secret, &len);
+
+    if (adm->phase != PHASE_WAIT_ACTIVATION) {
+        g_warning("%s: credential response out of sequence: ignored",
+                  adm->host->name(adm->vm));
+        return;
+    }
+    if (len != sizeof(adm->secret) ||
+        CRYPTO_memcmp(secret, adm->secret, sizeof(adm->secret)) != 0) {
+        fail(adm, TVD_REASON_EVIDENCE, "credential-mismatch: the AK is not "
+             "bound to the VM's EK (ActivateCredential answered a wrong "
+             "secret)");
+        return;
+    }
+    OPENSSL_cleanse(adm->secret, sizeof(adm->secret));
+    adm->ak_bound = TRUE;
+    adm->phase = PHASE_BOUND;
+    start_round(adm);
+}
+
+/* ---- attestation rounds ------------------------------------------------------- */
+
+static guint32 pcr_selection(TvdAdmission *adm)
+{
+    TvdPolicy *p = adm_policy(adm);
+    guint32 sel = p ? tvd_policy_data(p)->pcr_mask : 0;
+
+    if (adm->caps & TVD_CAP_IMA) {
+        sel |= 1u << IMA_PCR;
+    }
+    if ((adm->caps & TVD_CAP_AGENT_LIST) && adm->agent_pcr < 24) {
+        sel |= 1u << adm->agent_pcr;
+    }
+    /* A quote over nothing proves nothing: at least the agent's PCR. */
+    return sel ? sel : 1u << (p ? tvd_policy_data(p)->measurement_pcr
+                                : TVD_POLICY_MEASUREMENT_PCR_DEFAULT);
+}
+
+static guint64 log_offset(TvdAdmission *adm, TvdLogKind kind)
+{
+    return adm->replay[kind] ? tvd_ima_replay_count(adm->replay[kind]) : 0;
+}
+
+static void start_round(TvdAdmission *adm)
+{
+    g_autoptr(GError) err = NULL;
+    TvdMsg msg = { .type = TVD_MSG_ATTEST_REQUEST };
+
+    if (adm->phase != PHASE_BOUND ||
+        adm->host->state(adm->vm) == TVD_STATE_REVOKED) {
+        return;
+    }
+    if (!tvd_nonce_store_issue(adm->shared->nonces, adm->host->name(adm->vm),
+                               adm->nonce, &err)) {
+        g_warning("%s: no nonce: %s", adm->host->name(adm->vm), err->message);
+        schedule_next_round(adm);
+        return;
+    }
+    adm->select = pcr_selection(adm);
+    memcpy(msg.u.attest_request.nonce, adm->nonce, sizeof(adm->nonce));
+    msg.u.attest_request.pcr_bank = TVD_TPM_ALG_SHA256;
+    msg.u.attest_request.pcr_select = adm->select;
+    msg.u.attest_request.ima_offset = log_offset(adm, TVD_LOG_IMA_NG);
+    msg.u.attest_request.agent_offset = log_offset(adm, TVD_LOG_AGENT_LIST);
+    adm->phase = PHASE_WAIT_EVIDENCE;
+    adm->round_start_us = g_get_monotonic_time();
+    send_msg(adm, &msg);
+    arm_deadline(adm, adm->stats.rounds ? deadline_ms(adm)
+                                        : MAX(deadline_ms(adm),
+                                              FIRST_DEADLINE_MS));
+}
+
+/* Entries of one kind: the evidence's chunk, then the LOG_CHUNKs after it. */
+static GPtrArray *entries_of(TvdAdmission *adm, TvdLogKind kind,
+                             guint64 *offset)
+{
+    GPtrArray *all = g_ptr_array_new_with_free_func(
+        (GDestroyNotify)g_bytes_unref);
+
+    *offset = log_offset(adm, kind);
+    for (guint i = 0; i < adm->evidence.n_logs; i++) {
+        TvdMsgLogChunk *c = &adm->evidence.logs[i];
+
+        if (c->kind == kind) {
+            *offset = c->offset;
+            for (guint j = 0; c->entries && j < c->entries->len; j++) {
+                g_ptr_array_add(all, g_bytes_ref(c->entries->pdata[j]));
+            }
+        }
+    }
+    if (adm->chunk_entries[kind]) {
+        for (guint j = 0; j < adm->chunk_entries[kind]->len; j++) {
+            g_ptr_array_add(all, g_bytes_ref(adm->chunk_entries[kind]->pdata[j]));
+        }
+    }
+    return all;
+}
+
+/* Value of PCR @index in the evidence, or NULL. */
+static const guint8 *evidence_pcr(TvdMsgEvidence *ev, guint index)
+{
+    for (guint i = 0; i < ev->n_pcrs; i++) {
+        if (ev->pcrs[i].index == index) {
+            return g_bytes_get_data(ev->pcrs[i].digest, NULL);
+        }
+    }
+    return NULL;
+}
+
+/* Replays one log against its quoted PCR; adds what it proves. */
+static gboolean replay_log(TvdAdmission *adm, TvdLogKind kind, guint pcr,
+                           GError **error)
+{
+    g_autoptr(GPtrArray) raw = NULL;
+    g_autoptr(GPtrArray) parsed = g_ptr_array_new_with_free_func(
+        (GDestroyNotify)tvd_ima_entry_free);
+    TvdImaLimits limits = TVD_IMA_LIMITS_DEFAULT;
+    const guint8 *quoted = evidence_pcr(&adm->evidence, pcr);
+    guint64 offset;
+    guint used = 0;
+
+    if (!quoted) {
+        g_set_error(error, TVD_VERIFY_ERROR, TVD_VERIFY_ERROR_PCR_VALUES,
+                    "PCR %u of the %s log was not quoted", pcr,
+                    kind == TVD_LOG_IMA_NG ? "IMA" : "agent");
+        return FALSE;
+    }
+    if (!adm->replay[kind]) {
+        adm->replay[kind] = tvd_ima_replay_new(TPM2_ALG_SHA256, pcr, error);
+        if (!adm->replay[kind]) {
+            return FALSE;
+        }
+    }
+    raw = entries_of(adm, kind, &offset);
+    for (guint i = 0; i < raw->len; i++) {
+        gsize len;
+        const guint8 *d = g_bytes_get_data(raw->pdata[i], &len);
+        TvdImaEntry *e = tvd_ima_entry_parse(d, len, &limits, error);
+
+        if (!e) {
+            g_prefix_error(error, "%s log entry %" G_GUINT64_FORMAT ": ",
+                           kind == TVD_LOG_IMA_NG ? "IMA" : "agent",
+                           offset + i);
+            return FALSE;
+        }
+        g_ptr_array_add(parsed, e);
+    }
+    if (!tvd_ima_replay_match(adm->replay[kind], offset, parsed, quoted, 32,
+                              &used, error)) {
+        return FALSE;
+    }
+    for (guint i = 0; i < used; i++) {
+        TvdImaEntry *e = parsed->pdata[i];
+        Measurement m = { 0 };
+
+        /* boot_aggregate and violations carry no file to judge. */
+        if (e->violation || !e->path || !g_strcmp0(e->path, "boot_aggregate")) {
+            continue;
+        }
+        if (g_strcmp0(e->digest_alg, "sha256") || e->digest_len != 32) {
+            g_set_error(error, TVD_VERIFY_ERROR, TVD_VERIFY_ERROR_UNSUPPORTED,
+                        "%s is measured with %s, the policy needs sha256 "
+                        "(boot the guest with ima_hash=sha256)", e->path,
+                        e->digest_alg[0] ? e->digest_alg : "sha1");
+            return FALSE;
+        }
+        m.path = g_strdup(e->path);
+        memcpy(m.sha256, e->digest, 32);
+        g_array_append_val(adm->measurements, m);
+    }
+    return TRUE;
+}
+
+static void verify_round(TvdAdmission *adm)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GByteArray) values = g_byte_array_new();
+    TvdQuoteExpect expect = { 0 };
+    TvdPolicy *policy = adm_policy(adm);
+    g_auto(TvdPolicyResult) result = { 0 };
+    TvdPolicyEvidence pe = { 0 };
+    g_autofree TvdPolicyMeasurement *ms = NULL;
+    TvdMsgEvidence *ev = &adm->evidence;
+
+    g_clear_handle_id(&adm->deadline_id, g_source_remove);
+    /* The nonce first: a replayed or foreign quote stops here. */
+    if (!tvd_nonce_store_consume(adm->shared->nonces, adm->host->name(adm->vm),
+                                 adm->nonce, sizeof(adm->nonce), &err)) {
+        fail(adm, TVD_REASON_EVIDENCE, "%s: %s",
+             tvd_verify_error_reason(err->code), err->message);
+        return;
+    }
+    if (ev->pcr_bank != TVD_TPM_ALG_SHA256) {
+        fail(adm, TVD_REASON_EVIDENCE, "pcr-selection-mismatch: evidence of "
+             "bank 0x%04x, sha256 was requested", ev->pcr_bank);
+        return;
+    }
+    for (guint i = 0; i < ev->n_pcrs; i++) {
+        gsize len;
+        const guint8 *d = g_bytes_get_data(ev->pcrs[i].digest, &len);
+
+        g_byte_array_append(values, d, len);
+        if (ev->pcrs[i].index < TVD_POLICY_PCR_COUNT && len == 32) {
+            pe.pcr_mask |= 1u << ev->pcrs[i].index;
+            memcpy(pe.pcrs[ev->pcrs[i].index], d, 32);
+        }
+    }
+    expect.nonce = adm->nonce;
+    expect.nonce_len = sizeof(adm->nonce);
+    expect.pcr_bank = TPM2_ALG_SHA256;
+    expect.pcr_select = adm->select;
+    expect.pcr_values = values->data;
+    expect.pcr_values_len = values->len;
+    if (!tvd_quote_verify(adm->ak, g_bytes_get_data(ev->attest, NULL),
+                          g_bytes_get_size(ev->attest),
+                          g_bytes_get_data(ev->signature, NULL),
+                          g_bytes_get_size(ev->signature), &expect, NULL,
+                          &err)) {
+        fail(adm, TVD_REASON_EVIDENCE, "%s: %s",
+             tvd_verify_error_reason(err->code), err->message);
+        return;
+    }
+    if (((adm->caps & TVD_CAP_IMA) &&
+         !replay_log(adm, TVD_LOG_IMA_NG, IMA_PCR, &err)) ||
+        ((adm->caps & TVD_CAP_AGENT_LIST) &&
+         !replay_log(adm, TVD_LOG_AGENT_LIST, adm->agent_pcr, &err))) {
+        fail(adm, TVD_REASON_EVIDENCE, "%s: %s",
+             tvd_verify_error_reason(err->code), err->message);
+        return;
+    }
+    adm->stats.rounds++;
+    clear_round(adm);
+    adm->phase = PHASE_BOUND;
+    if (!policy) {
+        fail(adm, TVD_REASON_POLICY, "unknown-domain: no policy for the "
+             "VM's domain");
+        return;
+    }
+    if ((adm->caps & TVD_CAP_AGENT_LIST) &&
+        adm->agent_pcr != tvd_policy_data(policy)->measurement_pcr) {
+        fail(adm, TVD_REASON_POLICY, "measurement-pcr: the agent extends "
+             "PCR %u, the policy requires PCR %u", adm->agent_pcr,
+             tvd_policy_data(policy)->measurement_pcr);
+        return;
+    }
+    ms = g_new0(TvdPolicyMeasurement, adm->measurements->len + 1);
+    for (guint i = 0; i < adm->measurements->len; i++) {
+        Measurement *m = &g_array_index(adm->measurements, Measurement, i);
+
+        ms[i].path = m->path;
+        memcpy(ms[i].sha256, m->sha256, 32);
+    }
+    pe.entries = ms;
+    pe.n_entries = adm->measurements->len;
+    pe.agent_version = adm->agent_version;
+    adm->stats.last_round_us = g_get_monotonic_time() - adm->round_start_us;
+    if (tvd_policy_evaluate(policy, &pe, &result) != TVD_POLICY_ALLOWED) {
+        fail(adm, TVD_REASON_POLICY, "%s: %s",
+             tvd_policy_violation_name(result.violation), result.reason);
+        return;
+    }
+    adm->host->verdict(adm->vm, TVD_STATE_ADMITTED, TVD_REASON_ATTESTED,
+                       "attested: evidence matches the domain policy", FALSE);
+    send_membership(adm, TVD_STATE_ADMITTED, TVD_REASON_ATTESTED, "attested");
+    schedule_next_round(adm);
+}
+
+static gboolean logs_complete(TvdAdmission *adm)
+{
+    for (guint k = 0; k < G_N_ELEMENTS(adm->chunk_more); k++) {
+        if (adm->chunk_more[k]) {
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+static void on_evidence(TvdAdmission *adm, TvdMsg *msg)
+{
+    if (adm->phase != PHASE_WAIT_EVIDENCE) {
+        g_warning("%s: evidence out of sequence: ignored",
+                  adm->host->name(adm->vm));
+        return;
+    }
+    adm->evidence = msg->u.evidence;
+    memset(&msg->u.evidence, 0, sizeof(msg->u.evidence));
+    adm->have_evidence = TRUE;
+    for (guint i = 0; i < adm->evidence.n_logs; i++) {
+        TvdMsgLogChunk *c = &adm->evidence.logs[i];
+
+        if (c->kind < G_N_ELEMENTS(adm->chunk_more)) {
+            adm->chunk_more[c->kind] = c->more;
+        }
+    }
+    if (logs_complete(adm)) {
+        verify_round(adm);
+    } else {
+        adm->phase = PHASE_WAIT_LOGS;
+    }
+}
+
+/* Bounds what a guest can make us buffer before a verdict. */
+#define CHUNK_ENTRIES_MAX   (16u * TVD_MSG_LOG_ENTRIES_MAX)
+
+static void on_log_chunk(TvdAdmission *adm, TvdMsgLogChunk *c)
+{
+    GPtrArray **dst;
+
+    if (adm->phase != PHASE_WAIT_LOGS || c->kind >= G_N_ELEMENTS(adm->chunk_more) ||
+        !adm->chunk_more[c->kind]) {
+        fail(adm, TVD_REASON_EVIDENCE, "log-offset: unexpected log chunk");
+        return;
+    }
+    dst = &adm->chunk_entries[c->kind];
+    if (!*dst) {
+        *dst = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    }
+    for (guint j = 0; c->entries && j < c->entries->len; j++) {
+        if ((*dst)->len >= CHUNK_ENTRIES_MAX) {
+            fail(adm, TVD_REASON_EVIDENCE, "log-limit: more than %u log "
+                 "entries in one round", CHUNK_ENTRIES_MAX);
+            return;
+        }
+        g_ptr_array_add(*dst, g_bytes_ref(c->entries->pdata[j]));
+    }
+    adm->chunk_more[c->kind] = c->more;
+    if (logs_complete(adm)) {
+        verify_round(adm);
+    }
+}
+
+/* ---- API ------------------------------------------------------------------------ */
+
+void tvd_admission_agent_frame(TvdAdmission *adm, GBytes *payload)
+{
+    TvdMsg msg;
+    g_autoptr(GError) err = NULL;
+
+    if (!tvd_msg_decode(payload, &msg, &err)) {
+        /* A malformed message is the guest's problem, not ours: say why. */
+        g_warning("%s: malformed agent message: %s", adm->host->name(adm->vm),
+                  err->message);
+        if (adm->phase == PHASE_WAIT_EVIDENCE || adm->phase == PHASE_WAIT_LOGS ||
+            adm->phase == PHASE_WAIT_ACTIVATION) {
+            fail(adm, TVD_REASON_EVIDENCE, "malformed: %s", err->message);
+        }
+        return;
+    }
+    switch (msg.type) {
+    case TVD_MSG_AGENT_HELLO:
+        on_hello(adm, &msg.u.agent_hello);
+        break;
+    case TVD_MSG_CREDENTIAL_RESPONSE:
+        on_credential_response(adm, &msg.u.credential_response);
+        break;
+    case TVD_MSG_EVIDENCE:
+        on_evidence(adm, &msg);
+        break;
+    case TVD_MSG_LOG_CHUNK:
+        on_log_chunk(adm, &msg.u.log_chunk);
+        break;
+    case TVD_MSG_ERROR_REPORT:
+        if (adm->phase == PHASE_WAIT_EVIDENCE || adm->phase == PHASE_WAIT_ACTIVATION) {
+            fail(adm, TVD_REASON_EVIDENCE, "agent-error: %u: %s",
+                 msg.u.error_report.code,
+                 msg.u.error_report.text ? msg.u.error_report.text : "");
+        } else {
+            g_message("%s: agent reports error %u: %s",
+                      adm->host->name(adm->vm), msg.u.error_report.code,
+                      msg.u.error_report.text ? msg.u.error_report.text : "");
+        }
+        break;
+    default:
+        g_warning("%s: the agent sent a %s message: ignored",
+                  adm->host->name(adm->vm), tvd_msg_type_name(msg.type));
+        break;
+    }
+    tvd_msg_clear(&msg);
+}
+
+void tvd_admission_reset(TvdAdmission *adm)
+{
+    unbind(adm);
+}
+
+void tvd_admission_reattest(TvdAdmission *adm)
+{
+    if (adm->phase == PHASE_BOUND) {
+        g_clear_handle_id(&adm->interval_id, g_source_remove);
+        start_round(adm);
+    }
+}
+
+const TvdAdmissionStats *tvd_admission_stats(const TvdAdmission *adm)
+{
+    return &adm->stats;
+}
+
+TvdAdmission *tvd_admission_new(const TvdAdmissionHost *host, void *vm,
+                                const TvdAdmissionShared *shared)
+{
+    TvdAdmission *adm = g_new0(TvdAdmission, 1);
+
+    adm->host = host;
+    adm->vm = vm;
+    adm->shared = shared;
+    adm->measurements = g_array_new(FALSE, TRUE, sizeof(Measurement));
+    g_array_set_clear_func(adm->measurements, measurement_clear);
+    adm->phase = PHASE_WAIT_HELLO;
+    return adm;
+}
+
+void tvd_admission_free(TvdAdmission *adm)
+{
+    if (!adm) {
+        return;
+    }
+    unbind(adm);
+    g_array_unref(adm->measurements);
+    g_free(adm);
+}
