@@ -270,9 +270,11 @@ it_wait_console() {
     local file=$1 re=$2 pid=${4:-} end
     end=$(($(date +%s) + $3))
     while :; do
-        tr -d '\r' <"$file" 2>/dev/null | grep -qE "$re" && return 0
+        # grep reads to the end (no -q): an early exit would fail the
+        # pipeline with SIGPIPE under pipefail.
+        tr -d '\r' <"$file" 2>/dev/null | grep -E "$re" >/dev/null && return 0
         if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-            tr -d '\r' <"$file" 2>/dev/null | grep -qE "$re"
+            tr -d '\r' <"$file" 2>/dev/null | grep -E "$re" >/dev/null
             return
         fi
         [ "$(date +%s)" -lt "$end" ] || return 1
