@@ -21,10 +21,12 @@
 #include <unistd.h>
 
 #include "admission.h"
+#include "audit.h"
 #include "domains.h"
 #include "frame.h"
 #include "launcher.h"
 #include "message.h"
+#include "store.h"
 #include "vtpm.h"
 
 G_DEFINE_QUARK(tvd-supervisor-error-quark, tvd_supervisor_error)
@@ -76,7 +78,11 @@ struct TvdSupervisor {
     char *ca_root;
     TvdDomains *domains;
     TvdAdmissionShared shared;  /* nonces, CA, default timings */
+    TvdStore *store;            /* VM records under /vms/ */
+    TvdAuditLog *audit;
 };
+
+#define VM_KEY_PREFIX   "/vms/"
 
 static const char *const state_names[] = {
     [TVD_STATE_PENDING] = "PENDING",
@@ -191,35 +197,6 @@ void tvd_vm_to_json(const TvdVm *vm, JsonBuilder *b)
     json_builder_end_object(b);
 }
 
-/*
- * Interim persistence: one JSON record per VM, replaced atomically. The
- * store interface (host/store) takes this over; the record format stays.
- */
-static void vm_save(TvdVm *vm)
-{
-    g_autoptr(JsonBuilder) b = json_builder_new();
-    g_autoptr(JsonGenerator) gen = json_generator_new();
-    g_autoptr(JsonNode) root = NULL;
-    g_autofree char *text = NULL;
-    g_autofree char *path = NULL;
-    g_autoptr(GError) err = NULL;
-
-    if (!vm->dir) {
-        return;
-    }
-    tvd_vm_to_json(vm, b);
-    root = json_builder_get_root(b);
-    json_generator_set_root(gen, root);
-    json_generator_set_pretty(gen, TRUE);
-    text = json_generator_to_data(gen, NULL);
-    path = g_build_filename(vm->dir, "vm.json", NULL);
-    if (!g_file_set_contents_full(path, text, -1,
-                                  G_FILE_SET_CONTENTS_CONSISTENT |
-                                  G_FILE_SET_CONTENTS_DURABLE, 0600, &err)) {
-        g_warning("cannot save %s: %s", path, err->message);
-    }
-}
-
 static const TvdAdmissionHost admission_host;
 
 /* Every VM starts here: the record and its admission state machine. */
@@ -232,6 +209,48 @@ static TvdVm *vm_new(TvdSupervisor *sup, const char *name)
     vm->adm = tvd_admission_new(&admission_host, vm, &sup->shared);
     g_hash_table_insert(sup->vms, vm->name, vm);
     return vm;
+}
+
+static JsonNode *vm_record(const TvdVm *vm)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+
+    tvd_vm_to_json(vm, b);
+    return json_builder_get_root(b);
+}
+
+/*
+ * The VM's record in the store, written before a new state is pushed to
+ * the device: a supervisor killed at any point restarts with every state.
+ */
+static void vm_save(TvdVm *vm)
+{
+    g_autoptr(JsonGenerator) gen = json_generator_new();
+    g_autoptr(JsonNode) root = vm_record(vm);
+    g_autofree char *key = g_strconcat(VM_KEY_PREFIX, vm->name, NULL);
+    g_autofree char *text = NULL;
+    g_autoptr(GError) err = NULL;
+
+    if (!vm->sup->store) {
+        return;
+    }
+    json_generator_set_root(gen, root);
+    text = json_generator_to_data(gen, NULL);
+    if (!tvd_store_put_string(vm->sup->store, key, text, NULL, &err)) {
+        g_critical("%s: cannot save the VM record: %s", vm->name,
+                   err->message);
+    }
+}
+
+static void audit(TvdSupervisor *sup, const char *actor, const char *vm,
+                  const char *domain, const char *event, const char *reason)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (sup->audit && !tvd_audit_append(sup->audit, actor, vm, domain, event,
+                                        reason, NULL, NULL, &err)) {
+        g_critical("audit log: %s", err->message);
+    }
 }
 
 /* ---- transitions -------------------------------------------------------- */
@@ -261,9 +280,14 @@ void tvd_vm_transition(TvdVm *vm, enum tvd_state state, guint32 code,
     vm->since_us = g_get_real_time();
     g_message("%s: %s -> %s by %s: %s", vm->name, tvd_state_name(old),
               tvd_state_name(state), actor, reason ? reason : "");
-    /* The device first: the link gate is the point of it all. */
-    vm_push_state(vm);
+    /* Recorded first, then the device: the link gate follows at once. */
     vm_save(vm);
+    vm_push_state(vm);
+    {
+        g_autofree char *event = g_ascii_strdown(tvd_state_name(state), -1);
+
+        audit(vm->sup, actor, vm->name, vm->domain, event, reason);
+    }
 }
 
 /* ---- device callbacks --------------------------------------------------- */
@@ -787,22 +811,20 @@ static const char *member_string(JsonObject *o, const char *name)
            ? json_node_get_string(n) : NULL;
 }
 
-static void vm_restore(TvdSupervisor *sup, const char *dir)
+static void vm_restore(TvdSupervisor *sup, TvdStoreEntry *entry)
 {
-    g_autofree char *path = g_build_filename(dir, "vm.json", NULL);
     g_autoptr(JsonParser) parser = json_parser_new();
     g_autoptr(GError) err = NULL;
     JsonObject *o;
     const char *name;
     TvdVm *vm;
     GDateTime *since;
+    gsize len;
+    const char *data = g_bytes_get_data(entry->value, &len);
 
-    if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
-        return;
-    }
-    if (!json_parser_load_from_file(parser, path, &err) ||
+    if (!json_parser_load_from_data(parser, data, len, &err) ||
         !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
-        g_warning("ignoring the unreadable VM record %s: %s", path,
+        g_warning("ignoring the unreadable VM record %s: %s", entry->key,
                   err ? err->message : "not an object");
         return;
     }
@@ -810,11 +832,11 @@ static void vm_restore(TvdSupervisor *sup, const char *dir)
     name = member_string(o, "name");
     if (!name_is_valid(name) || g_hash_table_contains(sup->vms, name) ||
         !state_from_name(member_string(o, "state"))) {
-        g_warning("ignoring the invalid VM record %s", path);
+        g_warning("ignoring the invalid VM record %s", entry->key);
         return;
     }
     vm = vm_new(sup, name);
-    vm->dir = g_strdup(dir);
+    vm->dir = g_build_filename(sup->cfg->state_dir, "vms", name, NULL);
     vm->vm_id = g_strdup(member_string(o, "vm_id"));
     vm->domain = g_strdup(member_string(o, "domain"));
     vm->role = g_strdup(member_string(o, "role"));
@@ -853,16 +875,18 @@ static void vm_restore(TvdSupervisor *sup, const char *dir)
               vm->running ? ", QEMU still running" : "");
 }
 
-static void restore_all(TvdSupervisor *sup, const char *vms_dir)
+static gboolean restore_all(TvdSupervisor *sup, GError **error)
 {
-    g_autoptr(GDir) d = g_dir_open(vms_dir, 0, NULL);
-    const char *name;
+    g_autoptr(GPtrArray) entries = tvd_store_list(sup->store, VM_KEY_PREFIX,
+                                                  NULL, error);
 
-    while (d && (name = g_dir_read_name(d))) {
-        g_autofree char *dir = g_build_filename(vms_dir, name, NULL);
-
-        vm_restore(sup, dir);
+    if (!entries) {
+        return FALSE;
     }
+    for (guint i = 0; i < entries->len; i++) {
+        vm_restore(sup, entries->pdata[i]);
+    }
+    return TRUE;
 }
 
 /* ---- what the admission needs from a VM ------------------------------------ */
@@ -961,14 +985,35 @@ gboolean tvd_supervisor_domain_create(TvdSupervisor *sup, GBytes *policy,
                                       GBytes *sig, char **name,
                                       GError **error)
 {
-    return tvd_domains_create(sup->domains, policy, sig, name, error);
+    g_autofree char *created = NULL;
+
+    if (!tvd_domains_create(sup->domains, policy, sig, &created, error)) {
+        return FALSE;
+    }
+    audit(sup, "operator", NULL, created, "domain-create",
+          tvd_policy_get_digest_string(tvd_domains_get(sup->domains,
+                                                       created)));
+    if (name) {
+        *name = g_steal_pointer(&created);
+    }
+    return TRUE;
 }
 
 gboolean tvd_supervisor_domain_update(TvdSupervisor *sup, const char *name,
                                       GBytes *policy, GBytes *sig,
                                       GError **error)
 {
-    return tvd_domains_update(sup->domains, name, policy, sig, error);
+    if (!tvd_domains_update(sup->domains, name, policy, sig, error)) {
+        return FALSE;
+    }
+    audit(sup, "operator", NULL, name, "domain-update",
+          tvd_policy_get_digest_string(tvd_domains_get(sup->domains, name)));
+    return TRUE;
+}
+
+TvdAuditLog *tvd_supervisor_audit(TvdSupervisor *sup)
+{
+    return sup->audit;
 }
 
 TvdDomains *tvd_supervisor_domains(TvdSupervisor *sup)
@@ -1039,7 +1084,25 @@ gboolean tvd_supervisor_start(TvdSupervisor *sup, GError **error)
     if (!tvd_domains_load(sup->domains, error)) {
         return FALSE;
     }
-    restore_all(sup, vms);
+    {
+        g_autofree char *db = g_build_filename(sup->cfg->state_dir,
+                                               "store.db", NULL);
+        g_autofree char *log = g_build_filename(sup->cfg->state_dir,
+                                                "audit.db", NULL);
+
+        sup->store = tvd_store_sqlite_open(db, NULL, error);
+        if (!sup->store) {
+            return FALSE;
+        }
+        sup->audit = tvd_audit_open(log, sup->store, NULL, error);
+        if (!sup->audit) {
+            return FALSE;
+        }
+    }
+    if (!restore_all(sup, error)) {
+        return FALSE;
+    }
+    audit(sup, "supervisor", NULL, NULL, "start", NULL);
     sup->adopt = listen_unix(sup->cfg->adopt_socket,
                              G_CALLBACK(on_adopt_incoming), sup, error);
     return sup->adopt != NULL;
@@ -1064,6 +1127,8 @@ void tvd_supervisor_free(TvdSupervisor *sup)
         g_free(ctx);
     }
     g_hash_table_destroy(sup->vms);
+    g_clear_pointer(&sup->audit, tvd_audit_close);
+    g_clear_pointer(&sup->store, tvd_store_unref);
     tvd_domains_free(sup->domains);
     tvd_nonce_store_free(sup->shared.nonces);
     g_clear_pointer(&sup->shared.ca_pem, g_bytes_unref);

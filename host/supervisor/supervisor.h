@@ -78,6 +78,9 @@ gboolean tvd_supervisor_domain_update(TvdSupervisor *sup, const char *name,
                                       GBytes *policy, GBytes *sig,
                                       GError **error);
 TvdDomains *tvd_supervisor_domains(TvdSupervisor *sup);
+/* The hash-chained audit log of every decision (host/store/audit.h). */
+typedef struct _TvdAuditLog TvdAuditLog;
+TvdAuditLog *tvd_supervisor_audit(TvdSupervisor *sup);
 
 const char *tvd_vm_name(const TvdVm *vm);
 enum tvd_state tvd_vm_state(const TvdVm *vm);
