@@ -32,6 +32,7 @@
 #include "hw/qdev-properties-system.h"
 #include "migration/vmstate.h"
 #include "net/net.h"
+#include "system/runstate.h"
 #include "system/system.h"
 #include "system/tpm_backend.h"
 #include "hw/misc/tvd.h"
@@ -54,6 +55,7 @@ struct TvdState {
     uint8_t *mbox_ptr;
     CharBackend chr;
     QEMUBH *reset_bh;
+    VMChangeStateEntry *vm_state;
 
     /* properties */
     char *netdev_id;
@@ -92,6 +94,7 @@ struct TvdState {
     bool link_up;
     bool migrated_unreported;
     bool powered_on;            /* the power-on reset has happened */
+    bool migrated_unapplied;    /* gate and INT_STATE due when the VM runs */
     uint32_t reported_errors;   /* bitmask of error codes reported */
     uint32_t tx_seq;
 
@@ -893,6 +896,22 @@ static bool tvd_link_tpm(TvdState *s, Error **errp)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
+/*
+ * After an incoming migration, devices loaded after this one may have set
+ * their link again (a NIC's post_load infers its link from its registers):
+ * apply the gate, and signal the new epoch, once the VM runs.
+ */
+static void tvd_vm_state_change(void *opaque, bool running, RunState state)
+{
+    TvdState *s = opaque;
+
+    if (running && s->migrated_unapplied) {
+        s->migrated_unapplied = false;
+        tvd_apply_link(s);
+        tvd_notify(s, TVD_INT_STATE);
+    }
+}
+
 static bool tvd_check_string(const char *name, const char *val, Error **errp)
 {
     if (val && strlen(val) >= TVD_ID_LEN) {
@@ -972,6 +991,7 @@ static void tvd_realize(PCIDevice *pdev, Error **errp)
 
     s->tx = g_byte_array_new();
     QSIMPLEQ_INIT(&s->h2g_queue);
+    s->vm_state = qemu_add_vm_change_state_handler(tvd_vm_state_change, s);
     s->reset_bh = qemu_bh_new_guarded(tvd_reset_bh, s,
                                       &DEVICE(pdev)->mem_reentrancy_guard);
     s->state = TVD_STATE_PENDING;
@@ -1008,6 +1028,7 @@ static void tvd_exit(PCIDevice *pdev)
     if (s->netdev_id && qemu_find_netdev(s->netdev_id)) {
         tvd_set_link(s, false);
     }
+    qemu_del_vm_change_state_handler(s->vm_state);
     qemu_bh_delete(s->reset_bh);
     tvd_h2g_clear(s);
     tvd_rx_reset(s);
@@ -1059,6 +1080,8 @@ static int tvd_post_load(void *opaque, int version_id)
     s->mig_dropped = 0;
     s->confirmed = false;
     s->epoch++;
+    s->int_status |= TVD_INT_STATE;
+    s->migrated_unapplied = true;
     tvd_apply_link(s);
     if (s->connected) {
         tvd_send_event(s, TVD_EVENT_MIGRATED, s->state, s->epoch);

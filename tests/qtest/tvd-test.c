@@ -548,8 +548,8 @@ static Tvd *tvd_new(void)
  * @dev_opts, and @after; map the device and take the supervisor
  * connection and its hello.
  */
-static Tvd *tvd_start_full(const char *before, const char *dev_opts,
-                           const char *after)
+static Tvd *tvd_launch(const char *before, const char *dev_opts,
+                       const char *after)
 {
     Tvd *t = tvd_new();
 
@@ -564,6 +564,14 @@ static Tvd *tvd_start_full(const char *before, const char *dev_opts,
         t->nic = qpci_device_find(t->bus, QPCI_DEVFN(NIC_SLOT, 0));
         g_assert_nonnull(t->nic);
     }
+    return t;
+}
+
+static Tvd *tvd_start_full(const char *before, const char *dev_opts,
+                           const char *after)
+{
+    Tvd *t = tvd_launch(before, dev_opts, after);
+
     tvd_map(t);
     sup_accept(t);
     sup_hello(t);
@@ -918,6 +926,7 @@ static void relay_sizes(Tvd *t)
     uint32_t sizes[] = { 0, 1, 7, 100, 4096, half / 2, half - 17,
                          half - TVD_FRAME_HEADER_SIZE };
     uint32_t frames = rd(t, TVD_REG_G2H_FRAMES);
+    uint32_t errors = rd(t, TVD_REG_GUEST_ERRORS);
     size_t i;
 
     for (i = 0; i < G_N_ELEMENTS(sizes); i++) {
@@ -941,7 +950,7 @@ static void relay_sizes(Tvd *t)
         wait_reg(t, TVD_REG_STATUS, TVD_STATUS_G2H_BUSY, 0);
         wait_reg(t, TVD_REG_INT_STATUS, TVD_INT_G2H_DONE, TVD_INT_G2H_DONE);
         g_assert_cmpuint(rd(t, TVD_REG_G2H_FRAMES), ==, ++frames);
-        g_assert_cmpuint(rd(t, TVD_REG_GUEST_ERRORS), ==, 0);
+        g_assert_cmpuint(rd(t, TVD_REG_GUEST_ERRORS), ==, errors);
     }
     /* nothing more than those frames came out */
     sup_expect_none(t, TVD_FRAME_AGENT, 200);
@@ -1477,6 +1486,145 @@ static void test_disconnect_open(void)
     disconnect_test(true);
 }
 
+/* ---- migration --------------------------------------------------------- */
+
+/* The status of query-migrate, or of query-status */
+static const char *qmp_status(QTestState *qts, bool migrate)
+{
+    static char status[64];
+    QDict *rsp = migrate ?
+        qtest_qmp_assert_success_ref(qts, "{'execute':'query-migrate'}") :
+        qtest_qmp_assert_success_ref(qts, "{'execute':'query-status'}");
+
+    g_strlcpy(status, qdict_haskey(rsp, "status") ?
+              qdict_get_str(rsp, "status") : "", sizeof(status));
+    qobject_unref(rsp);
+    return status;
+}
+
+static void wait_status(QTestState *qts, bool migrate, const char *want)
+{
+    gint64 end = deadline_ms(TIMEOUT_MS);
+    const char *st;
+
+    while (strcmp((st = qmp_status(qts, migrate)), want) != 0) {
+        g_assert_cmpstr(st, !=, "failed");
+        if (g_get_monotonic_time() > end) {
+            g_test_message("%s: still '%s', waited for '%s'",
+                           migrate ? "migration" : "run state", st, want);
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <=, end);
+        g_usleep(10 * 1000);
+    }
+}
+
+static void migration_test(bool nic_first)
+{
+    static const uint32_t kept[] = {
+        TVD_REG_REASON, TVD_REG_GUEST_ERRORS, TVD_REG_HOST_ERRORS,
+        TVD_REG_LAST_ERROR, TVD_REG_G2H_FRAMES, TVD_REG_H2G_FRAMES,
+        TVD_REG_INT_MASK, TVD_REG_FAIL_MODE, TVD_REG_MBOX_SIZE,
+    };
+    const char *nic = "-device e1000,netdev=n0,romfile=,addr=05.0";
+    const char *before = nic_first ? NIC_ARGS : "-netdev user,id=n0";
+    const char *after = nic_first ? "" : nic;
+    Tvd *src = tvd_start_full(before, ",netdev=n0", after);
+    g_autofree char *uri = g_strdup_printf("file:%s/mig", src->dir);
+    g_autofree char *incoming = g_strdup_printf("%s -incoming defer", after);
+    g_autofree uint8_t *f[3] = { NULL };
+    uint32_t val[G_N_ELEMENTS(kept)], epoch, dropped, int_status;
+    Tvd *dst;
+    Frame ev;
+    size_t i;
+
+    sup_set_state(src, TVD_STATE_ADMITTED, TVD_REASON_SUPERVISOR_BASE + 1);
+    check_link(src, true);
+    wr(src, TVD_REG_INT_MASK, TVD_INT_H2G | TVD_INT_STATE);
+    qpci_io_readb(src->dev, src->regs, 0);
+    /* one frame presented to the guest, two queued behind it */
+    for (i = 0; i < 3; i++) {
+        f[i] = agent_frame(100 + i, 10 + i);
+        sup_write(src, f[i], TVD_FRAME_HEADER_SIZE + 100 + i);
+    }
+    wait_reg(src, TVD_REG_H2G_PENDING, ~0u, 3);
+    /* one relayed the other way */
+    g2h_send(src, f[1], TVD_FRAME_HEADER_SIZE + 101);
+    sup_expect(src, TVD_FRAME_AGENT, 0, &ev);
+    frame_clear(&ev);
+    wait_reg(src, TVD_REG_STATUS, TVD_STATUS_G2H_BUSY, 0);
+    for (i = 0; i < G_N_ELEMENTS(kept); i++) {
+        val[i] = rd(src, kept[i]);
+    }
+    epoch = rd(src, TVD_REG_EPOCH);
+    dropped = rd(src, TVD_REG_H2G_DROPPED);
+    wr(src, TVD_REG_INT_STATUS, TVD_INT_STATE);
+    int_status = rd(src, TVD_REG_INT_STATUS);
+    g_assert_cmphex(int_status & TVD_INT_STATE, ==, 0);
+
+    qtest_qmp_assert_success(src->qts,
+                             "{'execute':'migrate','arguments':{'uri':%s}}",
+                             uri);
+    wait_status(src->qts, true, "completed");
+
+    /* the target host, with its own supervisor already connected */
+    dst = tvd_launch(before, ",netdev=n0", incoming);
+    sup_accept(dst);
+    sup_hello(dst);
+    qtest_qmp_assert_success(dst->qts, "{'execute':'migrate-incoming',"
+                             "'arguments':{'uri':%s}}", uri);
+    wait_status(dst->qts, false, "running");
+    sup_expect(dst, TVD_FRAME_DEVICE_EVENT, TVD_EVENT_MIGRATED, &ev);
+    g_assert_cmpuint(ev_u32(&ev, 1), ==, TVD_STATE_ADMITTED);
+    g_assert_cmphex(ev_u32(&ev, 3) & (TVD_STATUS_CONFIRMED |
+                                      TVD_STATUS_LINK_UP), ==, 0);
+    tvd_map(dst);
+
+    g_assert_cmpuint(rd(dst, TVD_REG_STATE), ==, TVD_STATE_ADMITTED);
+    g_assert_cmpuint(ev_u32(&ev, 2), ==, epoch + 1);
+    g_assert_cmpuint(rd(dst, TVD_REG_EPOCH), ==, epoch + 1);
+    frame_clear(&ev);
+    for (i = 0; i < G_N_ELEMENTS(kept); i++) {
+        g_assert_cmphex(rd(dst, kept[i]), ==, val[i]);
+    }
+    /* pending causes came along; the new epoch is one more */
+    g_assert_cmphex(rd(dst, TVD_REG_INT_STATUS), ==,
+                    int_status | TVD_INT_STATE);
+    /* the presented frame came along, the queued ones are counted lost */
+    g_assert_cmpuint(rd(dst, TVD_REG_H2G_DROPPED), ==, dropped + 2);
+    g_assert_cmpuint(rd(dst, TVD_REG_H2G_PENDING), ==, 1);
+    h2g_expect(dst, f[0], TVD_FRAME_HEADER_SIZE + 100);
+    /* unconfirmed on the new host: the link stays down until it is */
+    g_assert_cmphex(rd(dst, TVD_REG_STATUS) & (TVD_STATUS_SUPERVISOR |
+                    TVD_STATUS_CONFIRMED | TVD_STATUS_LINK_UP), ==,
+                    TVD_STATUS_SUPERVISOR);
+    check_link(dst, false);
+    g_usleep(200 * 1000);
+    check_link(dst, false);
+    sup_set_state(dst, TVD_STATE_ADMITTED, TVD_REASON_ATTESTED);
+    check_link(dst, true);
+
+    /* and the mailbox works on the target */
+    wr(dst, TVD_REG_H2G_ACK, TVD_DOORBELL_ACK);
+    g_assert_cmpuint(rd(dst, TVD_REG_H2G_LEN), ==, 0);
+    g_assert_cmpuint(rd(dst, TVD_REG_H2G_PENDING), ==, 0);
+    relay_sizes(dst);
+    sup_write(dst, f[2], TVD_FRAME_HEADER_SIZE + 102);
+    h2g_expect(dst, f[2], TVD_FRAME_HEADER_SIZE + 102);
+    tvd_stop(dst);
+    tvd_stop(src);
+}
+
+static void test_migration(void)
+{
+    migration_test(true);
+}
+
+/* The NIC's own post_load must not undo the gate. */
+static void test_migration_nic_after(void)
+{
+    migration_test(false);
+}
+
 /* ---- 8. hot-plug and hot-unplug ---------------------------------------- */
 
 static void test_hotplug(void)
@@ -1839,6 +1987,26 @@ static void test_guest_random(void)
     g_assert_cmpuint(rd(t, TVD_REG_LAST_ERROR), <=, TVD_ERR_BAD_DOORBELL);
     qobject_unref(qtest_qmp_assert_success_ref(t->qts,
                   "{'execute':'query-status'}"));
+    /* the supervisor heard of each kind of error once, not thousands */
+    {
+        gint64 end = deadline_ms(300);
+        uint32_t seen = 0;
+        Frame ev;
+
+        while (fd_wait(t->fd, POLLIN, end)) {
+            g_assert_true(sup_recv(t, &ev));
+            if (ev.type == TVD_FRAME_DEVICE_EVENT &&
+                ev_u32(&ev, 0) == TVD_EVENT_GUEST_ERROR) {
+                uint32_t code = ev_u32(&ev, 1);
+
+                g_assert_cmpuint(code, <, 32);
+                g_assert_cmphex(seen & (1u << code), ==, 0);
+                seen |= 1u << code;
+            }
+            frame_clear(&ev);
+        }
+        g_assert_cmphex(seen & (1u << TVD_ERR_BAD_ACCESS), !=, 0);
+    }
     /* and still works */
     wait_reg(t, TVD_REG_STATUS, TVD_STATUS_G2H_BUSY, 0);
     while (rd(t, TVD_REG_H2G_LEN)) {
@@ -2299,6 +2467,8 @@ int main(int argc, char **argv)
                    test_disconnect_closed);
     qtest_add_func("/tvd/supervisor/disconnect-open", test_disconnect_open);
     qtest_add_func("/tvd/hotplug/unplug", test_hotplug);
+    qtest_add_func("/tvd/migration/basic", test_migration);
+    qtest_add_func("/tvd/migration/nic-after", test_migration_nic_after);
     qtest_add_func("/tvd/guest/bad-frames", test_guest_bad_frames);
     qtest_add_func("/tvd/guest/busy", test_guest_busy);
     qtest_add_func("/tvd/guest/bad-access", test_guest_bad_access);
