@@ -256,38 +256,26 @@ mismatch:
 }
 
 gboolean
-tvd_quote_verify(TvdAkKey *ak, const guint8 *attest, gsize attest_len,
-                 const guint8 *signature, gsize signature_len,
-                 const TvdQuoteExpect *expect, TvdQuoteInfo *info,
-                 GError **error)
+tvd_quote_check_attest(const guint8 *attest, gsize attest_len,
+                       TPM2_ALG_ID sig_hash, const TvdQuoteExpect *expect,
+                       TvdQuoteInfo *info, GError **error)
 {
-    TPMT_SIGNATURE sig;
     TPMS_ATTEST at;
-    TPM2_ALG_ID sig_hash = TPM2_ALG_NULL;
     guint8 pcr_digest[EVP_MAX_MD_SIZE];
-    gsize bank_size, n_pcrs;
+    gsize bank_size, n_pcrs, digest_size = tvd_tpm_hash_size(sig_hash);
     size_t off = 0;
 
-    if (attest_len == 0 || attest_len > TVD_ATTEST_MAX ||
-        signature_len == 0 || signature_len > TVD_SIGNATURE_MAX) {
+    if (attest_len == 0 || attest_len > TVD_ATTEST_MAX) {
         g_set_error(error, TVD_VERIFY_ERROR, TVD_VERIFY_ERROR_MALFORMED,
-                    "attest of %zu bytes (1..%u) or signature of %zu bytes "
-                    "(1..%u)", attest_len, TVD_ATTEST_MAX, signature_len,
-                    TVD_SIGNATURE_MAX);
+                    "attest of %zu bytes (1..%u)", attest_len,
+                    TVD_ATTEST_MAX);
         return FALSE;
     }
-    if (Tss2_MU_TPMT_SIGNATURE_Unmarshal(signature, signature_len, &off,
-                                         &sig) != TSS2_RC_SUCCESS ||
-        off != signature_len) {
-        g_set_error(error, TVD_VERIFY_ERROR, TVD_VERIFY_ERROR_MALFORMED,
-                    "TPMT_SIGNATURE does not parse");
+    if (!digest_size) {
+        g_set_error(error, TVD_VERIFY_ERROR, TVD_VERIFY_ERROR_UNSUPPORTED,
+                    "signature hash 0x%04x not supported", sig_hash);
         return FALSE;
     }
-    if (!check_signature(ak, attest, attest_len, &sig, &sig_hash, error)) {
-        return FALSE;
-    }
-
-    off = 0;
     if (Tss2_MU_TPMS_ATTEST_Unmarshal(attest, attest_len, &off, &at) !=
             TSS2_RC_SUCCESS ||
         off != attest_len) {
@@ -329,9 +317,9 @@ tvd_quote_verify(TvdAkKey *ak, const guint8 *attest, gsize attest_len,
                   0, pcr_digest, error)) {
         return FALSE;
     }
-    if (at.attested.quote.pcrDigest.size != tvd_tpm_hash_size(sig_hash) ||
+    if (at.attested.quote.pcrDigest.size != digest_size ||
         CRYPTO_memcmp(at.attested.quote.pcrDigest.buffer, pcr_digest,
-                      tvd_tpm_hash_size(sig_hash)) != 0) {
+                      digest_size) != 0) {
         g_set_error(error, TVD_VERIFY_ERROR,
                     TVD_VERIFY_ERROR_PCR_DIGEST_MISMATCH,
                     "quoted PCR digest does not match the PCR values");
@@ -349,6 +337,41 @@ tvd_quote_verify(TvdAkKey *ak, const guint8 *attest, gsize attest_len,
                                          sizeof(info->qualified_signer));
         memcpy(info->qualified_signer, at.qualifiedSigner.name,
                info->qualified_signer_len);
+    }
+    return TRUE;
+}
+
+gboolean
+tvd_quote_verify(TvdAkKey *ak, const guint8 *attest, gsize attest_len,
+                 const guint8 *signature, gsize signature_len,
+                 const TvdQuoteExpect *expect, TvdQuoteInfo *info,
+                 GError **error)
+{
+    TPMT_SIGNATURE sig;
+    TPM2_ALG_ID sig_hash = TPM2_ALG_NULL;
+    size_t off = 0;
+
+    if (attest_len == 0 || attest_len > TVD_ATTEST_MAX ||
+        signature_len == 0 || signature_len > TVD_SIGNATURE_MAX) {
+        g_set_error(error, TVD_VERIFY_ERROR, TVD_VERIFY_ERROR_MALFORMED,
+                    "attest of %zu bytes (1..%u) or signature of %zu bytes "
+                    "(1..%u)", attest_len, TVD_ATTEST_MAX, signature_len,
+                    TVD_SIGNATURE_MAX);
+        return FALSE;
+    }
+    if (Tss2_MU_TPMT_SIGNATURE_Unmarshal(signature, signature_len, &off,
+                                         &sig) != TSS2_RC_SUCCESS ||
+        off != signature_len) {
+        g_set_error(error, TVD_VERIFY_ERROR, TVD_VERIFY_ERROR_MALFORMED,
+                    "TPMT_SIGNATURE does not parse");
+        return FALSE;
+    }
+    if (!check_signature(ak, attest, attest_len, &sig, &sig_hash, error) ||
+        !tvd_quote_check_attest(attest, attest_len, sig_hash, expect, info,
+                                error)) {
+        return FALSE;
+    }
+    if (info) {
         info->sig_alg = sig.sigAlg;
     }
     return TRUE;

@@ -181,6 +181,15 @@ gboolean tvd_quote_verify(TvdAkKey *ak, const guint8 *attest, gsize attest_len,
                           const TvdQuoteExpect *expect, TvdQuoteInfo *info,
                           GError **error);
 
+/* The checks of tvd_quote_verify() after the signature: parse, magic, type,
+ * nonce, selection, PCR digest (with @sig_hash, the signature's hash).
+ * Only meaningful on attest bytes whose signature has been verified; public
+ * for tests and the fuzz target. */
+gboolean tvd_quote_check_attest(const guint8 *attest, gsize attest_len,
+                                TPM2_ALG_ID sig_hash,
+                                const TvdQuoteExpect *expect,
+                                TvdQuoteInfo *info, GError **error);
+
 /* ---- Nonces ------------------------------------------------------------------ */
 
 typedef struct TvdNonceStore TvdNonceStore;

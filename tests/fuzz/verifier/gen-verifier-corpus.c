@@ -1,0 +1,84 @@
+/*
+ * Writes seed inputs for the verifier's fuzz targets into DIR/<target>/:
+ * synthetic quotes and signatures (RSA and ECC), TPM public areas of AKs
+ * and EKs, and an IMA log with ima-ng records. Usage: gen-verifier-corpus DIR
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#include <stdio.h>
+#include <string.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "verifier.h"
+#include "synth.h"
+
+static void
+seed(const char *dir, const char *target, const char *name, guint8 prefix,
+     gboolean use_prefix, GBytes *b)
+{
+    g_autofree char *d = g_build_filename(dir, target, NULL);
+    g_autofree char *p = g_build_filename(d, name, NULL);
+    g_autoptr(GByteArray) a = g_byte_array_new();
+
+    g_mkdir_with_parents(d, 0755);
+    if (use_prefix) {
+        g_byte_array_append(a, &prefix, 1);
+    }
+    g_byte_array_append(a, g_bytes_get_data(b, NULL),
+                        (guint)g_bytes_get_size(b));
+    g_assert(g_file_set_contents(p, (const char *)a->data, a->len, NULL));
+}
+
+int
+main(int argc, char **argv)
+{
+    guint8 nonce[32], pcrs[64] = { 0 }, digest[32];
+    g_autoptr(GByteArray) log = g_byte_array_new();
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s DIR\n", argv[0]);
+        return 2;
+    }
+    for (gsize i = 0; i < sizeof(nonce); i++) {
+        nonce[i] = (guint8)i;
+    }
+    for (int i = 0; i < 2; i++) {
+        g_autoptr(TvdSynthKey) k = tvd_synth_ak_new(
+            i ? TPM2_ALG_ECC : TPM2_ALG_RSA,
+            i ? TPM2_ALG_ECDSA : TPM2_ALG_RSASSA, 0);
+        g_autoptr(GBytes) at = tvd_synth_attest(
+            TPM2_ST_ATTEST_QUOTE, nonce, 32, TPM2_ALG_SHA256,
+            (1u << 0) | (1u << 10), pcrs, sizeof(pcrs));
+        g_autoptr(GBytes) sig = tvd_synth_sign(k, at);
+        g_autoptr(GBytes) ek = tvd_synth_public(
+            k->key, TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT |
+                        TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT,
+            TPM2_ALG_NULL, TRUE);
+
+        seed(argv[1], "fuzz-verifier-attest", i ? "attest-ecc" : "attest-rsa",
+             0, TRUE, at);
+        seed(argv[1], "fuzz-verifier-attest", i ? "sig-ecc" : "sig-rsa",
+             i ? 3 : 1, TRUE, sig);
+        seed(argv[1], "fuzz-verifier-tpm-public", i ? "ak-ecc" : "ak-rsa", 0,
+             FALSE, k->public);
+        seed(argv[1], "fuzz-verifier-tpm-public", i ? "ek-ecc" : "ek-rsa", 0,
+             FALSE, ek);
+    }
+    memset(digest, 0x11, sizeof(digest));
+    for (int i = 0; i < 4; i++) {
+        g_autofree char *path = g_strdup_printf("/usr/bin/p%d", i);
+        g_autoptr(GBytes) r = tvd_synth_ima_record(
+            10, i ? path : "boot_aggregate", digest, i == 3);
+
+        g_byte_array_append(log, g_bytes_get_data(r, NULL),
+                            (guint)g_bytes_get_size(r));
+    }
+    {
+        g_autoptr(GBytes) b = g_bytes_new(log->data, log->len);
+
+        seed(argv[1], "fuzz-verifier-ima-log", "log", 0, TRUE, b);
+        seed(argv[1], "fuzz-verifier-ima-log", "log-partial", 1, TRUE, b);
+    }
+    return 0;
+}
