@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
+#include "api-backend.h"
 #include "config.h"
 #include "supervisor.h"
 
@@ -48,6 +49,8 @@ int main(int argc, char **argv)
     g_autoptr(TvdSupervisorConfig) cfg = NULL;
     g_autoptr(TvdSupervisor) sup = NULL;
     g_autoptr(GMainLoop) loop = NULL;
+    g_autoptr(TvdApiServer) api = NULL;
+    TvdApiServerConfig api_cfg = { 0 };
 
     setlocale(LC_ALL, "");
     g_option_context_add_main_entries(ctx, entries, NULL);
@@ -86,11 +89,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "tvd-supervisor: %s\n", err->message);
         return 1;
     }
+    api_cfg.socket_path = tvd_supervisor_config(sup)->api_socket;
+    api = tvd_api_server_new(&api_cfg, &tvd_supervisor_api_backend, sup, &err);
+    if (!api) {
+        fprintf(stderr, "tvd-supervisor: API: %s\n", err->message);
+        return 1;
+    }
     loop = g_main_loop_new(NULL, FALSE);
     g_unix_signal_add(SIGTERM, on_signal, loop);
     g_unix_signal_add(SIGINT, on_signal, loop);
-    g_message("ready: state in %s, adoption socket %s",
+    g_message("ready: state in %s, API on %s, adoption socket %s",
               tvd_supervisor_config(sup)->state_dir,
+              tvd_supervisor_config(sup)->api_socket,
               tvd_supervisor_config(sup)->adopt_socket);
     sd_notify(0, "READY=1");
     g_main_loop_run(loop);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "admission.h"
+#include "api.h"
 #include "audit.h"
 #include "domains.h"
 #include "frame.h"
@@ -80,6 +81,11 @@ struct TvdSupervisor {
     TvdAdmissionShared shared;  /* nonces, CA, default timings */
     TvdStore *store;            /* VM records under /vms/ */
     TvdAuditLog *audit;
+
+    /* metrics */
+    guint64 verdicts;
+    GHashTable *failures;       /* reason class -> count (GUINT_TO_POINTER) */
+    TvdPromHistogram latency;   /* request to verdict, seconds */
 };
 
 #define VM_KEY_PREFIX   "/vms/"
@@ -908,6 +914,21 @@ static void adm_verdict(void *opaque, enum tvd_state state, guint32 code,
 {
     TvdVm *vm = opaque;
 
+    const TvdAdmissionStats *st = tvd_admission_stats(vm->adm);
+
+    vm->sup->verdicts++;
+    if (st->last_round_us > 0) {
+        tvd_prom_histogram_observe(&vm->sup->latency,
+                                   st->last_round_us / 1e6);
+    }
+    if (state != TVD_STATE_ADMITTED) {
+        /* "nonce-reused: ..." counts as nonce-reused. */
+        g_autofree char *cls = g_strndup(reason, strcspn(reason, ":"));
+        gpointer n = g_hash_table_lookup(vm->sup->failures, cls);
+
+        g_hash_table_insert(vm->sup->failures, g_steal_pointer(&cls),
+                            GUINT_TO_POINTER(GPOINTER_TO_UINT(n) + 1));
+    }
     /* A revoked VM stays revoked until the operator readmits it. */
     if (vm->state == TVD_STATE_REVOKED && state != TVD_STATE_REVOKED) {
         return;
@@ -1011,6 +1032,57 @@ gboolean tvd_supervisor_domain_update(TvdSupervisor *sup, const char *name,
     return TRUE;
 }
 
+void tvd_supervisor_metrics(TvdSupervisor *sup, GString *out)
+{
+    guint by_state[TVD_STATE_MAX + 1] = { 0 };
+    guint connected = 0;
+    guint running = 0;
+    guint64 rounds = 0;
+    GHashTableIter it;
+    gpointer key;
+    gpointer val;
+    TvdVm *vm;
+
+    g_hash_table_iter_init(&it, sup->vms);
+    while (g_hash_table_iter_next(&it, NULL, (gpointer *)&vm)) {
+        const TvdAdmissionStats *st = tvd_admission_stats(vm->adm);
+
+        if (vm->state <= TVD_STATE_MAX) {
+            by_state[vm->state]++;
+        }
+        connected += tvd_vm_connected(vm);
+        running += vm->running;
+        rounds += st->rounds;
+    }
+    tvd_prom_family(out, "tvd_members", "gauge", "VMs by membership state");
+    for (guint s = TVD_STATE_PENDING; s <= TVD_STATE_MAX; s++) {
+        const char *labels[] = { "state", tvd_state_name(s), NULL };
+
+        tvd_prom_sample(out, "tvd_members", labels, by_state[s]);
+    }
+    tvd_prom_family(out, "tvd_vms_running", "gauge", "VMs whose QEMU runs");
+    tvd_prom_sample(out, "tvd_vms_running", NULL, running);
+    tvd_prom_family(out, "tvd_devices_connected", "gauge",
+                    "tvd devices connected to this supervisor");
+    tvd_prom_sample(out, "tvd_devices_connected", NULL, connected);
+    tvd_prom_family(out, "tvd_attestations_total", "counter",
+                    "evidence rounds verified");
+    tvd_prom_sample(out, "tvd_attestations_total", NULL, rounds);
+    tvd_prom_family(out, "tvd_attestation_failures_total", "counter",
+                    "rounds that ended in a rejection, by reason");
+    g_hash_table_iter_init(&it, sup->failures);
+    while (g_hash_table_iter_next(&it, &key, &val)) {
+        const char *labels[] = { "reason", key, NULL };
+
+        tvd_prom_sample(out, "tvd_attestation_failures_total", labels,
+                        GPOINTER_TO_UINT(val));
+    }
+    tvd_prom_family(out, "tvd_verdict_seconds", "histogram",
+                    "time from attestation request (or agent hello) to "
+                    "verdict");
+    tvd_prom_histogram_write(&sup->latency, out, "tvd_verdict_seconds", NULL);
+}
+
 TvdAuditLog *tvd_supervisor_audit(TvdSupervisor *sup)
 {
     return sup->audit;
@@ -1040,6 +1112,14 @@ TvdSupervisor *tvd_supervisor_new(TvdSupervisorConfig *cfg)
                                              (gint64)cfg->deadline_s * 2 *
                                              G_USEC_PER_SEC + 60 * G_USEC_PER_SEC);
     sup->shared.default_interval_ms = cfg->interval_s * 1000;
+    sup->failures = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                          NULL);
+    {
+        static const double bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                         0.5, 1, 2.5, 5, 10 };
+
+        tvd_prom_histogram_init(&sup->latency, bounds, G_N_ELEMENTS(bounds));
+    }
     sup->shared.default_deadline_ms = cfg->deadline_s * 1000;
     return sup;
 }
@@ -1129,6 +1209,7 @@ void tvd_supervisor_free(TvdSupervisor *sup)
     g_hash_table_destroy(sup->vms);
     g_clear_pointer(&sup->audit, tvd_audit_close);
     g_clear_pointer(&sup->store, tvd_store_unref);
+    g_hash_table_destroy(sup->failures);
     tvd_domains_free(sup->domains);
     tvd_nonce_store_free(sup->shared.nonces);
     g_clear_pointer(&sup->shared.ca_pem, g_bytes_unref);

@@ -81,6 +81,8 @@ TvdDomains *tvd_supervisor_domains(TvdSupervisor *sup);
 /* The hash-chained audit log of every decision (host/store/audit.h). */
 typedef struct _TvdAuditLog TvdAuditLog;
 TvdAuditLog *tvd_supervisor_audit(TvdSupervisor *sup);
+/* Prometheus text exposition of the supervisor's metrics. */
+void tvd_supervisor_metrics(TvdSupervisor *sup, GString *out);
 
 const char *tvd_vm_name(const TvdVm *vm);
 enum tvd_state tvd_vm_state(const TvdVm *vm);
