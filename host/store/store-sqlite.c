@@ -1161,7 +1161,9 @@ TvdStore *tvd_store_sqlite_open(const char *path,
     }
     sqlite3_busy_timeout(s->db, (int)MIN(busy, (guint)G_MAXINT));
     if (!pragma_text_is(s, "PRAGMA journal_mode=WAL", "wal", error) ||
-        !exec_sql(s, "PRAGMA synchronous=FULL", error) ||
+        !exec_sql(s, options && options->sync_normal ? "PRAGMA synchronous=NORMAL"
+                                                     : "PRAGMA synchronous=FULL",
+                  error) ||
         !exec_sql(s, "PRAGMA foreign_keys=OFF", error) ||
         !init_schema(s, error)) {
         return NULL;

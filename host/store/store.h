@@ -224,6 +224,13 @@ typedef struct {
     guint poll_interval_ms;
     /* How long a writer waits for another one's lock. 0: 5000 ms. */
     guint busy_timeout_ms;
+    /*
+     * PRAGMA synchronous=NORMAL instead of FULL: no fsync per commit, so
+     * the last commits before a power loss (not a process crash) may be
+     * lost, though the file stays consistent. For tests and benchmarks;
+     * the supervisor keeps the default (docs/store.md, "Durability").
+     */
+    gboolean sync_normal;
 } TvdStoreSqliteOptions;
 
 /* Current schema version of the SQLite store (PRAGMA user_version). */

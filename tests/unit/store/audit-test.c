@@ -213,6 +213,31 @@ static void test_decoder_rejects(void)
     g_assert_error(err, TVD_AUDIT_ERROR, TVD_AUDIT_ERROR_MALFORMED);
 }
 
+/*
+ * An export made by an independent implementation (Python's json and
+ * hashlib: sort_keys, compact separators, SHA-256 over prev || record)
+ * verifies, anchor included; the same file seeds the fuzzer.
+ */
+static void test_golden_export(void)
+{
+    static const char jsonl[] =
+    "{\"actor\":\"supervisor\",\"details\":{\"attempt\":0,\"pcr_digest\":\"ab12\"},\"domain\":\"blue\",\"event\":\"admit\",\"hash\":\"b583e6123f4eeaf87a2576af67e72cfda9283f7b2f378fc3f1a4578a1643ea67\",\"prev\":\"0000000000000000000000000000000000000000000000000000000000000000\",\"reason\":\"quote verified\",\"seq\":1,\"time\":\"2026-11-22T20:06:00.123456Z\",\"vm\":\"vm1\"}\n"
+    "{\"actor\":\"tvdctl:alice\",\"details\":{\"by\":\"operator\",\"list\":[1,true,null,\"x\"]},\"domain\":\"blue\",\"event\":\"revoke\",\"hash\":\"f3cf42c7afc634e4bdf91b0f163c1058d7dc11f447d1fc0ddeb90519aea7743d\",\"prev\":\"b583e6123f4eeaf87a2576af67e72cfda9283f7b2f378fc3f1a4578a1643ea67\",\"reason\":\"operator said \\\"so\\\"\",\"seq\":2,\"time\":\"2026-11-22T20:06:01.000001Z\",\"vm\":\"vm1\"}\n"
+    "{\"actor\":\"supervisor\",\"details\":{},\"domain\":null,\"event\":\"start\",\"hash\":\"da4241c50eb45816d297c57591979a94b50a0f1e32acc029b4eaeb7e1b7e582c\",\"prev\":\"f3cf42c7afc634e4bdf91b0f163c1058d7dc11f447d1fc0ddeb90519aea7743d\",\"reason\":null,\"seq\":3,\"time\":\"2026-11-22T20:07:00.000000Z\",\"vm\":null}\n";
+    static const char anchor[] =
+        "{\"hash\":\"da4241c50eb45816d297c57591979a94b50a0f1e32acc029b4eaeb7e1b7e582c\",\"seq\":3}";
+    TvdAuditReport r;
+    g_autoptr(GError) err = NULL;
+
+    g_assert_true(tvd_audit_verify_jsonl(jsonl, strlen(jsonl), anchor, &r,
+                                         &err));
+    g_assert_no_error(err);
+    g_assert_cmpstr(tvd_audit_fault_name(r.fault), ==, "ok");
+    g_assert_cmpint(r.records, ==, 3);
+    g_assert_cmpint(r.anchor_seq, ==, 3);
+    tvd_audit_report_clear(&r);
+}
+
 /* ---- Append, chain, anchor ---------------------------------------------------------- */
 
 static char *export_all(Fixture *f)
@@ -564,6 +589,7 @@ int main(int argc, char **argv)
 
     g_test_add_func("/audit/canonical-golden", test_canonical_golden);
     g_test_add_func("/audit/decoder-rejects", test_decoder_rejects);
+    g_test_add_func("/audit/golden-export", test_golden_export);
     g_test_add("/audit/append-verify", Fixture, NULL, fixture_setup,
                test_append_verify, fixture_teardown);
     g_test_add("/audit/rules", Fixture, NULL, fixture_setup, test_rules,
