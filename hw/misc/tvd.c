@@ -1019,6 +1019,14 @@ static void tvd_exit(PCIDevice *pdev)
 {
     TvdState *s = TVD(pdev);
 
+    /*
+     * In the middle of a frame, either way, the stream would be out of
+     * step for the next frontend of the chardev: close the connection.
+     */
+    if (s->connected &&
+        (s->tx->len > s->tx_off || s->rx_hdr_have || s->rx_dead)) {
+        qemu_chr_fe_disconnect(&s->chr);
+    }
     qemu_chr_fe_deinit(&s->chr, false);
     if (s->tx_watch) {
         g_source_remove(s->tx_watch);

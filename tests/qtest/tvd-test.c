@@ -1680,6 +1680,75 @@ static void test_hotplug(void)
     tvd_stop(t);
 }
 
+static uint32_t g2h_fill(Tvd *t, uint32_t len);
+
+static void hotplug_add(Tvd *t, bool accept)
+{
+    qtest_qmp_device_add(t->qts, "tvd", "tvd1",
+                         "{'chardev':'sup','addr':'06.0'}");
+    tvd_map(t);
+    if (accept) {
+        sup_accept(t);
+    }
+    sup_hello(t);
+    wait_reg(t, TVD_REG_STATUS, TVD_STATUS_SUPERVISOR, TVD_STATUS_SUPERVISOR);
+}
+
+static void hotplug_del(Tvd *t)
+{
+    qpci_unplug_acpi_device_test(t->qts, "tvd1", HOTPLUG_SLOT);
+    g_free(t->dev);
+    t->dev = NULL;
+}
+
+/*
+ * Unplugged between frames, the device leaves the connection to the next
+ * one; unplugged in the middle of a frame, either way, it closes the
+ * connection, so that the supervisor never sees a stream out of step.
+ */
+static void test_unplug_mid_frame(void)
+{
+    Tvd *t = tvd_new();
+    uint8_t payload[64] = { 0 };
+    g_autofree uint8_t *f = NULL;
+    uint32_t len;
+
+    t->qts = qtest_initf("-nodefaults -machine pc "
+                         "-chardev socket,id=sup,path=%s,reconnect-ms=100",
+                         t->path);
+    t->bus = qpci_new_pc(t->qts, NULL);
+    t->slot = HOTPLUG_SLOT;
+
+    /* between frames: the connection stays */
+    hotplug_add(t, true);
+    sup_set_state(t, TVD_STATE_ADMITTED, 0);
+    hotplug_del(t);
+    g_assert_false(fd_wait(t->fd, POLLIN, deadline_ms(300)));
+    hotplug_add(t, false);
+
+    /* a frame half written to the supervisor */
+    len = TVD_MBOX_HALF(t->mbox_size);
+    f = agent_frame(len - TVD_FRAME_HEADER_SIZE, 5);
+    mbox_write(t, 0, f, len);
+    g2h_fill(t, len);
+    hotplug_del(t);
+    sup_expect_eof(t);
+    hotplug_add(t, true);
+
+    /* a frame half received from the supervisor */
+    sup_write(t, f, TVD_FRAME_HEADER_SIZE + 7);
+    g_usleep(50 * 1000);
+    hotplug_del(t);
+    sup_expect_eof(t);
+    hotplug_add(t, true);
+
+    /* the fresh connection works */
+    sup_send(t, TVD_FRAME_AGENT, payload, sizeof(payload), 1);
+    wait_reg(t, TVD_REG_H2G_LEN, ~0u, TVD_FRAME_HEADER_SIZE + sizeof(payload));
+    g_assert_cmpuint(rd(t, TVD_REG_HOST_ERRORS), ==, 0);
+    tvd_stop(t);
+}
+
 /* ---- 9. bad guest input ------------------------------------------------ */
 
 static void test_guest_bad_frames(void)
@@ -2467,6 +2536,7 @@ int main(int argc, char **argv)
                    test_disconnect_closed);
     qtest_add_func("/tvd/supervisor/disconnect-open", test_disconnect_open);
     qtest_add_func("/tvd/hotplug/unplug", test_hotplug);
+    qtest_add_func("/tvd/hotplug/unplug-mid-frame", test_unplug_mid_frame);
     qtest_add_func("/tvd/migration/basic", test_migration);
     qtest_add_func("/tvd/migration/nic-after", test_migration_nic_after);
     qtest_add_func("/tvd/guest/bad-frames", test_guest_bad_frames);
