@@ -2,7 +2,8 @@
 # Shared helpers for the integration tests (bash, TAP on stdout).
 #
 #   . "$(dirname "$0")/lib.sh"
-#   it_init 120                  work dir, cleanup trap, a 120 s watchdog
+#   it_init [120]                work dir, cleanup trap, a 120 s watchdog
+#   it_watchdog 120              (re)start the watchdog, e.g. after builds
 #   it_plan 5
 #   it_need swtpm python3 || it_skip_all "..."
 #   it_qemu                      sets IT_QEMU and IT_QEMU_FW (builds QEMU if needed)
@@ -99,13 +100,25 @@ it_on_timeout() {
     it_bail "$IT_NAME timed out after $IT_TIMEOUT s"
 }
 
-# it_init TIMEOUT: create the work dir, install the cleanup, start the watchdog.
+# it_init [TIMEOUT]: create the work dir, install the cleanup and, with a
+# TIMEOUT other than 0, start the watchdog (see it_watchdog).
 it_init() {
-    IT_TIMEOUT=${1:-120}
     IT_WORK=$(mktemp -d "/tmp/tvd-it-$IT_NAME.XXXXXX")
     trap it_cleanup EXIT
     trap 'it_bail "interrupted"' INT
     trap it_on_timeout TERM
+    [ "${1:-0}" = 0 ] || it_watchdog "$1"
+}
+
+# it_watchdog SECONDS: bail out (TAP "Bail out!", cleanup, exit 1) when the
+# test is still running SECONDS from now; replaces an earlier watchdog. Start
+# it after cached builds that can take minutes when cold (QEMU).
+it_watchdog() {
+    if [ -n "$IT_WATCHDOG" ]; then
+        kill "$IT_WATCHDOG" 2>/dev/null
+        wait "$IT_WATCHDOG" 2>/dev/null
+    fi
+    IT_TIMEOUT=$1
     # The watchdog sends TERM to this shell; its own sleep dies with it.
     (
         sleep "$IT_TIMEOUT" &
