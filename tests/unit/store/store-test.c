@@ -625,6 +625,13 @@ static void test_schema(Fixture *f, gconstpointer data)
     g_assert_cmpint(stat(f->path, &st), ==, 0);
     g_assert_cmpint(st.st_mode & 0777, ==, 0600);
     g_assert_true(tvd_store_put_string(f->store, "/a", "1", NULL, &err));
+    /* SQLite gives the WAL and its index the database's mode. */
+    const char *side[] = { "-wal", "-shm" };
+    for (gsize i = 0; i < G_N_ELEMENTS(side); i++) {
+        g_autofree char *p = g_strconcat(f->path, side[i], NULL);
+        g_assert_cmpint(stat(p, &st), ==, 0);
+        g_assert_cmpint(st.st_mode & 0777, ==, 0600);
+    }
     g_clear_pointer(&f->store, tvd_store_unref);
 
     /* Reopen: same data. */
