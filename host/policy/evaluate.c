@@ -271,7 +271,8 @@ TvdPolicyVerdict tvd_policy_evaluate(const TvdPolicy *policy,
             r->n_ignored++;
             continue;
         }
-        ref = bsearch(e->path, d->references, d->n_references, sizeof(*d->references),
+        ref = d->n_references == 0 ? NULL :
+              bsearch(e->path, d->references, d->n_references, sizeof(*d->references),
                       cmp_ref_key);
         if (ref) {
             seen[ref - d->references] = 1;

@@ -626,7 +626,9 @@ static gboolean parse_references(Ctx *c, JsonNode *n, TvdPolicyData *d)
         g_hash_table_insert(seen, r->path, GUINT_TO_POINTER(i + 1));
         pop(c, si);
     }
-    qsort(d->references, d->n_references, sizeof(*d->references), cmp_reference);
+    if (d->n_references > 1) {
+        qsort(d->references, d->n_references, sizeof(*d->references), cmp_reference);
+    }
     return TRUE;
 }
 

@@ -111,7 +111,7 @@ static int cmd_keygen(int argc, char **argv)
     GOptionEntry entries[] = {
         { "type", 't', 0, G_OPTION_ARG_STRING, &type, "ed25519 (default) or ecdsa-p256",
           "TYPE" },
-        { NULL }
+        G_OPTION_ENTRY_NULL
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("PRIVATE.pem PUBLIC.pem");
     TvdPolicyKeyType t = TVD_POLICY_KEY_ED25519;
@@ -183,7 +183,7 @@ static int cmd_sign(int argc, char **argv)
           "PRIVATE.pem" },
         { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
           "signature file (default POLICY.json.sig)", "SIG" },
-        { NULL }
+        G_OPTION_ENTRY_NULL
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("POLICY.json");
     gsize len = 0;
@@ -234,7 +234,7 @@ static int cmd_verify(int argc, char **argv)
         { "signature", 's', 0, G_OPTION_ARG_FILENAME, &sig_path,
           "signature file (default POLICY.json.sig)", "SIG" },
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print the result as JSON", NULL },
-        { NULL }
+        G_OPTION_ENTRY_NULL
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("POLICY.json");
     gsize len = 0, sig_len = 0;
@@ -275,7 +275,7 @@ static int cmd_check(int argc, char **argv)
     gboolean json = FALSE;
     GOptionEntry entries[] = {
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print the result as JSON", NULL },
-        { NULL }
+        G_OPTION_ENTRY_NULL
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("POLICY.json");
 

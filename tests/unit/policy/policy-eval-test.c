@@ -243,6 +243,26 @@ static void test_long_path(void)
     g_assert_cmpuint(strlen(r.reason), <=, 255);
 }
 
+/* A policy without references, allowlist or PCRs (found by the fuzzer). */
+static void test_minimal_policy(void)
+{
+    static const char minimal[] =
+        "{\"tvd_policy\": 1, \"serial\": 1, \"domain\": {\"name\": \"x1\", \"id\": 1},\n"
+        " \"membership\": {\"excludes\": [\"/tmp/**\"]},"
+        " \"network\": {\"subnet\": \"fd00:64::/64\", \"roles\": [\"a\"]}}\n";
+    g_autoptr(TvdPolicy) p = tvd_policy_parse(minimal, sizeof(minimal) - 1, NULL, NULL, NULL);
+    g_auto(TvdPolicyResult) r = { 0 };
+    g_auto(TvdPolicyResult) r2 = { 0 };
+    TvdPolicyMeasurement m[1] = { { "/tmp/x", { 0 } } };
+    TvdPolicyEvidence ev = { m, 1, 0, { { 0 } }, 0 };
+
+    g_assert_nonnull(p);
+    g_assert_cmpint(tvd_policy_evaluate(p, &ev, &r), ==, TVD_POLICY_ALLOWED);
+    m[0].path = "/bin/sh";
+    g_assert_cmpint(tvd_policy_evaluate(p, &ev, &r2), ==, TVD_POLICY_VIOLATION);
+    g_assert_cmpint(r2.violation, ==, TVD_POLICY_V_UNKNOWN_DIGEST);
+}
+
 static void test_names(void)
 {
     g_assert_cmpstr(tvd_policy_violation_name(TVD_POLICY_V_UNKNOWN_DIGEST), ==,
@@ -305,6 +325,7 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/eval/unlisted-allow", test_unlisted_allow);
     g_test_add_func("/policy/eval/pcr-alternatives", test_pcr_alternatives);
     g_test_add_func("/policy/eval/long-path", test_long_path);
+    g_test_add_func("/policy/eval/minimal-policy", test_minimal_policy);
     g_test_add_func("/policy/eval/names", test_names);
     g_test_add_func("/policy/eval/glob", test_glob);
     return g_test_run();

@@ -559,11 +559,10 @@ static void test_decode(void)
     }
     /* CRLF line ends and leading blank lines are accepted */
     {
-        g_autofree char *crlf = NULL;
         g_auto(GStrv) parts = g_strsplit(good, "\n", -1);
+        g_autofree char *joined = g_strjoinv("\r\n", parts);
+        g_autofree char *crlf = g_strconcat("\n", joined, NULL);
 
-        crlf = g_strjoinv("\r\n", parts);
-        crlf = g_strconcat("\n", crlf, NULL) ;
         g_assert_true(tvd_policy_signature_decode(crlf, strlen(crlf), &sig, NULL));
     }
     for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
