@@ -2,8 +2,9 @@
  * tvd verifier: EK certificate checks.
  *
  * The certificate must chain to the host's vTPM CA (X509_verify_cert over an
- * X509_STORE holding the CA certificates) and carry the very key the TPM
- * reports as its EK (EVP_PKEY_eq).
+ * X509_STORE holding the CA certificates, each a trust anchor) and carry
+ * the very key the TPM reports as its EK (EVP_PKEY_eq). Tested with the
+ * certificates swtpm_setup + swtpm_localca write into the vTPM's NV.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -98,6 +99,10 @@ tvd_ek_cert_verify(const guint8 *cert, gsize cert_len, const guint8 *ca,
     if (!load_ca(store, ca, ca_len, error)) {
         goto out;
     }
+    /* Every certificate given is a trust anchor: swtpm_localca signs EK
+     * certificates with an intermediate under its own root, and the host
+     * may trust either. */
+    X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
     if (!X509_STORE_CTX_init(ctx, store, x, NULL)) {
         tvd_crypto_fail(error, "X509_STORE_CTX_init");
         goto out;

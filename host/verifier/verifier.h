@@ -219,8 +219,9 @@ guint tvd_nonce_store_size(TvdNonceStore *store);
 /* ---- EK certificates ----------------------------------------------------------- */
 
 /* Checks that @cert (DER; trailing zero bytes from an NV index allowed)
- * chains to a CA certificate in @ca (PEM, one or more, or DER) and, if
- * @ek is not NULL, that the certificate's key equals @ek. */
+ * chains to a CA certificate in @ca (PEM, one or more, or DER; each one is
+ * a trust anchor, so an intermediate alone is enough) and, if @ek is not
+ * NULL, that the certificate's key equals @ek. */
 gboolean tvd_ek_cert_verify(const guint8 *cert, gsize cert_len,
                             const guint8 *ca, gsize ca_len, EVP_PKEY *ek,
                             GError **error);

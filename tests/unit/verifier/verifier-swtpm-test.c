@@ -37,7 +37,7 @@
 static const char *const tools[] = {
     "swtpm", "tpm2_createek", "tpm2_createak", "tpm2_activatecredential",
     "tpm2_startauthsession", "tpm2_policysecret", "tpm2_flushcontext",
-    "tpm2_quote", "tpm2_pcrextend", "tpm2_pcrread",
+    "tpm2_quote", "tpm2_pcrextend", "tpm2_pcrread", "tpm2_nvread",
 };
 
 typedef struct {
@@ -84,6 +84,57 @@ port_open(int port)
     return ok;
 }
 
+/* swtpm_setup with swtpm_localca, as the supervisor provisions a vTPM:
+ * EK certificates in NV, the CA in DIR/ca. FALSE (test skipped) when the
+ * tools are missing. */
+static gboolean
+provision(Tpm *t)
+{
+    g_autofree char *setup = g_find_program_in_path("swtpm_setup");
+    g_autofree char *localca = g_find_program_in_path("swtpm_localca");
+    g_autofree char *ca = g_build_filename(t->dir, "ca", NULL);
+    g_autofree char *conf = g_build_filename(t->dir, "setup.conf", NULL);
+    g_autofree char *caconf = g_build_filename(t->dir, "localca.conf", NULL);
+    g_autofree char *caopts = g_build_filename(t->dir, "localca.options",
+                                               NULL);
+    g_autofree char *text = NULL;
+    g_autofree char *err = NULL;
+    g_autoptr(GError) error = NULL;
+    int status = -1;
+    const char *argv[] = { "swtpm_setup", "--tpm2", "--tpmstate", t->dir,
+                           "--create-ek-cert", "--config", conf,
+                           "--overwrite", NULL };
+
+    if (!setup || !localca) {
+        g_test_skip("swtpm_setup or swtpm_localca is not installed");
+        return FALSE;
+    }
+    g_assert_cmpint(g_mkdir(ca, 0700), ==, 0);
+    text = g_strdup_printf("create_certs_tool = %s\n"
+                           "create_certs_tool_config = %s\n"
+                           "create_certs_tool_options = %s\n",
+                           localca, caconf, caopts);
+    g_assert_true(g_file_set_contents(conf, text, -1, NULL));
+    g_free(text);
+    text = g_strdup_printf("statedir = %s\nsigningkey = %s/signkey.pem\n"
+                           "issuercert = %s/issuercert.pem\n"
+                           "certserial = %s/certserial\n", ca, ca, ca, ca);
+    g_assert_true(g_file_set_contents(caconf, text, -1, NULL));
+    g_assert_true(g_file_set_contents(caopts,
+                                      "--platform-manufacturer tvd\n"
+                                      "--platform-version 1\n"
+                                      "--platform-model vm\n", -1, NULL));
+    g_assert_true(g_spawn_sync(t->dir, (char **)argv, NULL,
+                               G_SPAWN_SEARCH_PATH |
+                                   G_SPAWN_STDOUT_TO_DEV_NULL,
+                               NULL, NULL, NULL, &err, &status, &error));
+    if (!g_spawn_check_wait_status(status, NULL)) {
+        g_test_message("swtpm_setup: %s", err);
+    }
+    g_assert_true(g_spawn_check_wait_status(status, NULL));
+    return TRUE;
+}
+
 static void
 tpm_setup(Tpm *t, gconstpointer data)
 {
@@ -103,6 +154,9 @@ tpm_setup(Tpm *t, gconstpointer data)
     }
     t->dir = g_dir_make_tmp("tvd-verifier-swtpm-XXXXXX", &error);
     g_assert_no_error(error);
+    if (data && !provision(t)) {
+        return;
+    }
     for (int attempt = 0; attempt < 20 && !t->up; attempt++) {
         g_autofree char *state = g_strdup_printf("dir=%s", t->dir);
         g_autofree char *server = NULL, *ctrl = NULL;
@@ -155,6 +209,25 @@ tpm_setup(Tpm *t, gconstpointer data)
 }
 
 static void
+rm_rf(const char *dir)
+{
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *n;
+
+    while (d && (n = g_dir_read_name(d))) {
+        g_autofree char *p = g_build_filename(dir, n, NULL);
+
+        if (g_file_test(p, G_FILE_TEST_IS_DIR) &&
+            !g_file_test(p, G_FILE_TEST_IS_SYMLINK)) {
+            rm_rf(p);
+        } else {
+            g_unlink(p);
+        }
+    }
+    g_rmdir(dir);
+}
+
+static void
 tpm_teardown(Tpm *t, gconstpointer data)
 {
     (void)data;
@@ -164,15 +237,7 @@ tpm_teardown(Tpm *t, gconstpointer data)
         g_spawn_close_pid(t->pid);
     }
     if (t->dir) {
-        g_autoptr(GDir) d = g_dir_open(t->dir, 0, NULL);
-        const char *n;
-
-        while (d && (n = g_dir_read_name(d))) {
-            g_autofree char *p = g_build_filename(t->dir, n, NULL);
-
-            g_unlink(p);
-        }
-        g_rmdir(t->dir);
+        rm_rf(t->dir);
     }
     g_free(t->dir);
     g_strfreev(t->env);
@@ -609,6 +674,92 @@ test_ima_replay(Tpm *t, gconstpointer data)
     }
 }
 
+static GBytes *
+nv_cert(Tpm *t, const char *index, const char *file)
+{
+    g_assert_true(RUN(t, "tpm2_nvread", index, "-o", file));
+    return slurp(t, file);
+}
+
+static TvdTpmPublic *
+create_ek(Tpm *t, const char *alg)
+{
+    g_autoptr(GBytes) pub = NULL;
+    g_autoptr(GError) error = NULL;
+    TvdTpmPublic *ek;
+
+    g_assert_true(RUN(t, "tpm2_createek", "-G", alg, "-c", "ek.ctx", "-u",
+                      "ek.pub", "-f", "tss"));
+    flush(t);
+    pub = slurp(t, "ek.pub");
+    ek = tvd_tpm_public_parse(g_bytes_get_data(pub, NULL),
+                              g_bytes_get_size(pub), &error);
+    g_assert_no_error(error);
+    g_assert_true(tvd_tpm_public_check_ek(ek, &error));
+    g_assert_no_error(error);
+    return ek;
+}
+
+/* The EK certificates swtpm_localca put in NV chain to its CA and carry the
+ * EKs tpm2_createek derives; the RSA certificate does not fit the ECC EK,
+ * and a look-alike CA is not trusted. */
+static void
+test_ek_cert(Tpm *t, gconstpointer data)
+{
+    g_autoptr(GBytes) rsa_cert = NULL, ecc_cert = NULL;
+    g_autoptr(GBytes) issuer = NULL, root = NULL, fake = NULL;
+    g_autoptr(GByteArray) bundle = g_byte_array_new();
+    g_autoptr(TvdTpmPublic) ek_rsa = NULL, ek_ecc = NULL;
+    g_autoptr(GError) error = NULL;
+    const guint8 *rc, *ec, *is;
+    gsize rl, el, il;
+
+    (void)data;
+    if (!t->up) {
+        return;
+    }
+    rsa_cert = nv_cert(t, "0x01c00002", "ek-rsa.der");
+    ecc_cert = nv_cert(t, "0x01c00016", "ek-ecc.der");
+    issuer = slurp(t, "ca/issuercert.pem");
+    root = slurp(t, "ca/swtpm-localca-rootca-cert.pem");
+    ek_rsa = create_ek(t, "rsa");
+    ek_ecc = create_ek(t, "ecc384");
+    rc = g_bytes_get_data(rsa_cert, &rl);
+    ec = g_bytes_get_data(ecc_cert, &el);
+    is = g_bytes_get_data(issuer, &il);
+
+    /* the intermediate alone, and the bundle of intermediate and root */
+    g_assert_true(tvd_ek_cert_verify(rc, rl, is, il,
+                                     tvd_tpm_public_pkey(ek_rsa), &error));
+    g_assert_no_error(error);
+    g_assert_true(tvd_ek_cert_verify(ec, el, is, il,
+                                     tvd_tpm_public_pkey(ek_ecc), &error));
+    g_assert_no_error(error);
+    g_byte_array_append(bundle, is, (guint)il);
+    g_byte_array_append(bundle, g_bytes_get_data(root, NULL),
+                        (guint)g_bytes_get_size(root));
+    g_assert_true(tvd_ek_cert_verify(rc, rl, bundle->data, bundle->len,
+                                     tvd_tpm_public_pkey(ek_rsa), &error));
+    g_assert_no_error(error);
+
+    g_assert_false(tvd_ek_cert_verify(rc, rl, is, il,
+                                      tvd_tpm_public_pkey(ek_ecc), &error));
+    ERR(error, EK_KEY_MISMATCH);
+    g_clear_error(&error);
+
+    /* a self-signed CA with the same name, made by openssl */
+    if (RUN(t, "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:P-256", "-nodes", "-keyout", "fake.key",
+            "-out", "fake.pem", "-subj", "/CN=swtpm-localca", "-days", "1")) {
+        fake = slurp(t, "fake.pem");
+        g_assert_false(tvd_ek_cert_verify(rc, rl, g_bytes_get_data(fake, NULL),
+                                          g_bytes_get_size(fake),
+                                          tvd_tpm_public_pkey(ek_rsa),
+                                          &error));
+        ERR(error, EK_CERT_UNTRUSTED);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -623,5 +774,7 @@ main(int argc, char **argv)
                test_quote_ecc, tpm_teardown);
     g_test_add("/verifier/swtpm/ima-replay", Tpm, NULL, tpm_setup,
                test_ima_replay, tpm_teardown);
+    g_test_add("/verifier/swtpm/ek-cert", Tpm, "provision", tpm_setup,
+               test_ek_cert, tpm_teardown);
     return g_test_run();
 }
