@@ -829,6 +829,21 @@ static void watcher_remove(SqliteStore *s, guint id)
     }
 }
 
+/*
+ * Sets the next poll unless a commit has made the source ready meanwhile:
+ * under the lock that commits hold while they wake watches, so no wake-up
+ * is overwritten.
+ */
+static void schedule_poll(SqliteStore *s, GSource *source, guint ms)
+{
+    g_mutex_lock(&s->lock);
+    if (g_source_get_ready_time(source) == -1) {
+        g_source_set_ready_time(source, g_get_monotonic_time() +
+                                (gint64)ms * 1000);
+    }
+    g_mutex_unlock(&s->lock);
+}
+
 static gboolean watcher_dispatch(GSource *source, GSourceFunc cb,
                                  gpointer data)
 {
@@ -847,8 +862,7 @@ static gboolean watcher_dispatch(GSource *source, GSourceFunc cb,
     tvd_store_ref(&s->parent);
     if (!read_events(s, w, events, &current, &compacted, &err)) {
         g_warning("watch %u: %s; retrying", w->id, err->message);
-        g_source_set_ready_time(source, g_get_monotonic_time() +
-                                (gint64)MAX(w->poll_ms, 1000u) * 1000);
+        schedule_poll(s, source, MAX(w->poll_ms, 1000u));
         goto out;
     }
     if (w->next_rev < compacted) {
@@ -876,8 +890,7 @@ static gboolean watcher_dispatch(GSource *source, GSourceFunc cb,
             w->next_seq = 0;
         }
         if (w->poll_ms) {
-            g_source_set_ready_time(source, g_get_monotonic_time() +
-                                    (gint64)w->poll_ms * 1000);
+            schedule_poll(s, source, w->poll_ms);
         }
     }
 out:

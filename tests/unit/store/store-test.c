@@ -906,6 +906,84 @@ static void test_crash_safety(Fixture *f, gconstpointer data)
     g_assert_cmpint(last, >, 0);
 }
 
+/* ---- Threads ---------------------------------------------------------------------- */
+
+typedef struct {
+    TvdStore *store;
+    int id;
+} Worker;
+
+static gpointer put_worker(gpointer data)
+{
+    Worker *wk = data;
+    for (int i = 0; i < 50; i++) {
+        g_autofree char *k = g_strdup_printf("/t/%d/%02d", wk->id, i);
+        g_autoptr(GError) err = NULL;
+        g_assert_true(tvd_store_put_string(wk->store, k, "v", NULL, &err));
+        g_assert_no_error(err);
+    }
+    return NULL;
+}
+
+typedef struct {
+    TvdStore *store;
+    guint want;
+    GPtrArray *log;
+} ThreadWatch;
+
+static void on_event_thread(TvdStore *store, const TvdStoreEvent *ev,
+                            gpointer data)
+{
+    ThreadWatch *tw = data;
+    (void)store;
+    g_ptr_array_add(tw->log, g_strdup(ev->key));
+}
+
+/* A watch owned by another thread, in that thread's own context. */
+static gpointer watch_thread(gpointer data)
+{
+    ThreadWatch *tw = data;
+    g_autoptr(GMainContext) ctx = g_main_context_new();
+    g_autoptr(GError) err = NULL;
+    g_main_context_push_thread_default(ctx);
+    guint id = tvd_store_watch(tw->store, "/t/", 1, on_event_thread, tw, NULL,
+                               &err);
+    g_assert_no_error(err);
+    gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+    while (tw->log->len < tw->want && g_get_monotonic_time() < deadline) {
+        g_main_context_iteration(ctx, TRUE);
+    }
+    tvd_store_unwatch(tw->store, id);
+    g_main_context_pop_thread_default(ctx);
+    return NULL;
+}
+
+static void test_threads(Fixture *f, gconstpointer data)
+{
+    (void)data;
+    GThread *threads[4];
+    Worker workers[4];
+    ThreadWatch tw = { f->store, 200, g_ptr_array_new_with_free_func(g_free) };
+
+    GThread *watcher = g_thread_new("watch", watch_thread, &tw);
+    for (int i = 0; i < 4; i++) {
+        workers[i] = (Worker){ f->store, i };
+        threads[i] = g_thread_new("put", put_worker, &workers[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        g_thread_join(threads[i]);
+    }
+    g_thread_join(watcher);
+    /* Every put took its own revision; the watcher saw each exactly once. */
+    g_assert_cmpint(rev_of(f->store), ==, 200);
+    g_assert_cmpuint(tw.log->len, ==, 200);
+    g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+    for (guint i = 0; i < tw.log->len; i++) {
+        g_assert_true(g_hash_table_add(seen, tw.log->pdata[i]));
+    }
+    g_ptr_array_unref(tw.log);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -926,6 +1004,7 @@ int main(int argc, char **argv)
     T("schema", test_schema);
     T("two-objects", test_two_objects);
     T("concurrent-cas", test_concurrent_cas);
+    T("threads", test_threads);
     T("crash-safety", test_crash_safety);
 #undef T
     return g_test_run();
