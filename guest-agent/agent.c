@@ -18,6 +18,7 @@
 #include "transport.h"
 
 #define AGENT_VERSION       TVD_AGENT_VERSION(0, 1, 0)
+#define BOOT_ID             "/proc/sys/kernel/random/boot_id"
 #define SEND_TIMEOUT_MS     5000
 #define RETRY_MIN_MS        200
 #define RETRY_MAX_MS        10000
@@ -123,15 +124,16 @@ static gboolean extend_pcr(guint32 pcr, const guint8 digest[32], void *opaque,
 static gboolean measure_base(Agent *a, GError **error)
 {
     g_autofree char *boot_id = NULL;
+    g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
 
-    if (tvd_agent_list_measure(a->list, "/proc/self/exe", extend_pcr, a,
-                               error) < 0) {
+    /* The agent under its own path, so a policy can name it. */
+    if (!self || tvd_agent_list_measure(a->list, self, extend_pcr, a,
+                                        error) < 0) {
         g_prefix_error(error, "measuring the agent: ");
         return FALSE;
     }
-    if (g_file_get_contents("/proc/sys/kernel/random/boot_id", &boot_id,
-                            NULL, NULL) &&
-        tvd_agent_list_measure_data(a->list, "boot_id", g_strstrip(boot_id),
+    if (g_file_get_contents(BOOT_ID, &boot_id, NULL, NULL) &&
+        tvd_agent_list_measure_data(a->list, BOOT_ID, g_strstrip(boot_id),
                                     strlen(boot_id), extend_pcr, a,
                                     error) < 0) {
         return FALSE;
@@ -198,8 +200,7 @@ static void send_hello(Agent *a)
     g_autoptr(GError) err = NULL;
 
     h->agent_version = AGENT_VERSION;
-    if (g_file_get_contents("/proc/sys/kernel/random/boot_id", &boot_id, NULL,
-                            NULL)) {
+    if (g_file_get_contents(BOOT_ID, &boot_id, NULL, NULL)) {
         g_strlcpy(h->boot_id, g_strstrip(boot_id), sizeof(h->boot_id));
     }
     h->ek_type = a->ek_alg == TVD_AGENT_TPM_ALG_ECC ? TVD_EK_ECC : TVD_EK_RSA;
