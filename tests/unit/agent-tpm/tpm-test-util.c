@@ -239,11 +239,12 @@ tpm_test_count_loaded(TSS2_TCTI_CONTEXT *tcti, guint *transients,
                     Tss2_RC_Decode(rc));
         return FALSE;
     }
-    *transients = count_handles(esys, TPM2_TRANSIENT_FIRST, error);
+    /* Literal handle ranges: tss2's TPM2_HR_* macros shift a signed int. */
+    *transients = count_handles(esys, 0x80000000u, error);
     hmac = *transients == G_MAXUINT ? G_MAXUINT :
-           count_handles(esys, TPM2_LOADED_SESSION_FIRST, error);
+           count_handles(esys, 0x02000000u, error);
     policy = hmac == G_MAXUINT ? G_MAXUINT :
-             count_handles(esys, TPM2_POLICY_SESSION_FIRST, error);
+             count_handles(esys, 0x03000000u, error);
     Esys_Finalize(&esys);
     if (policy == G_MAXUINT) {
         return FALSE;
