@@ -633,6 +633,12 @@ gboolean tvd_policy_trust_store_add_pem(TvdPolicyTrustStore *store, const void *
     return TRUE;
 }
 
+/* g_ptr_array_sort() passes pointers to the elements. */
+static gint cmp_names(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 TvdPolicyTrustStore *tvd_policy_trust_store_load(const char *dir, GError **error)
 {
     g_autoptr(TvdPolicyTrustStore) store = tvd_policy_trust_store_new();
@@ -661,7 +667,7 @@ TvdPolicyTrustStore *tvd_policy_trust_store_load(const char *dir, GError **error
             g_ptr_array_add(names, g_strdup(name));
         }
     }
-    g_ptr_array_sort(names, (GCompareFunc)(void (*)(void))g_strcmp0);
+    g_ptr_array_sort(names, cmp_names);
     for (guint i = 0; i < names->len; i++) {
         g_autofree char *path = g_build_filename(dir, names->pdata[i], NULL);
         g_autofree char *key_name = g_strndup(names->pdata[i],
