@@ -1024,6 +1024,91 @@ test_ima_boot_aggregate(void)
     ERR(error, MALFORMED);
 }
 
+/* A real log: Debian's 6.1 kernel booted with ima_policy=tcb
+ * ima_template=ima-ng ima_hash=sha256 on QEMU with a swtpm (both banks),
+ * binary_runtime_measurements and the PCRs read from sysfs in the guest
+ * (data/, see docs/verifier.md). */
+static gboolean
+read_pcr(GHashTable *pcrs, const char *key, guint8 *out, gsize len)
+{
+    const char *hexv = g_hash_table_lookup(pcrs, key);
+
+    if (!hexv || strlen(hexv) != 2 * len) {
+        return FALSE;
+    }
+    for (gsize i = 0; i < len; i++) {
+        int hi = g_ascii_xdigit_value(hexv[2 * i]);
+        int lo = g_ascii_xdigit_value(hexv[2 * i + 1]);
+
+        if (hi < 0 || lo < 0) {
+            return FALSE;
+        }
+        out[i] = (guint8)(hi << 4 | lo);
+    }
+    return TRUE;
+}
+
+static void
+test_ima_real_log(void)
+{
+    g_autofree char *log_path = g_test_build_filename(
+        G_TEST_DIST, "data", "ima-ng-linux-6.1.bin", NULL);
+    g_autofree char *pcr_path = g_test_build_filename(
+        G_TEST_DIST, "data", "ima-ng-linux-6.1.pcrs", NULL);
+    g_autofree char *log = NULL, *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    g_autoptr(GHashTable) pcrs = g_hash_table_new_full(g_str_hash,
+                                                       g_str_equal, g_free,
+                                                       g_free);
+    g_autoptr(GPtrArray) entries =
+        g_ptr_array_new_with_free_func((GDestroyNotify)tvd_ima_entry_free);
+    g_autoptr(GError) error = NULL;
+    guint8 boot[10 * 32], agg[32], p10[32], p10_sha1[20];
+    const TvdImaEntry *first;
+    gsize log_len = 0;
+    guint used = 0;
+
+    g_assert_true(g_file_get_contents(log_path, &log, &log_len, &error));
+    g_assert_true(g_file_get_contents(pcr_path, &text, NULL, &error));
+    lines = g_strsplit(text, "\n", -1);
+    for (int i = 0; lines[i]; i++) {
+        char *eq = strchr(lines[i], '=');
+
+        if (eq) {
+            g_hash_table_insert(pcrs, g_strndup(lines[i], eq - lines[i]),
+                                g_strdup(eq + 1));
+        }
+    }
+    for (int i = 0; i < 10; i++) {
+        g_autofree char *k = g_strdup_printf("PCR%d-SHA256", i);
+
+        g_assert_true(read_pcr(pcrs, k, boot + 32 * i, 32));
+    }
+    g_assert_true(read_pcr(pcrs, "PCR10-SHA256", p10, 32));
+    g_assert_true(read_pcr(pcrs, "PCR10-SHA1", p10_sha1, 20));
+
+    g_assert_true(tvd_ima_log_parse((const guint8 *)log, log_len, NULL, FALSE,
+                                    entries, NULL, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(entries->len, >=, 2);
+    first = g_ptr_array_index(entries, 0);
+    g_assert_cmpstr(first->path, ==, "boot_aggregate");
+    g_assert_cmpstr(first->digest_alg, ==, "sha256");
+    g_assert_true(tvd_ima_boot_aggregate(TPM2_ALG_SHA256, boot, sizeof(boot),
+                                         agg, &error));
+    g_assert_cmpmem(first->digest, first->digest_len, agg, 32);
+
+    for (int b = 0; b < 2; b++) {
+        g_autoptr(TvdImaReplay) r = tvd_ima_replay_new(
+            b ? TPM2_ALG_SHA1 : TPM2_ALG_SHA256, 10, &error);
+
+        g_assert_true(tvd_ima_replay_match(r, 0, entries, b ? p10_sha1 : p10,
+                                           b ? 20 : 32, &used, &error));
+        g_assert_no_error(error);
+        g_assert_cmpuint(used, ==, entries->len);
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1069,5 +1154,6 @@ main(int argc, char **argv)
     g_test_add_func("/verifier/ima/replay-sha256", test_ima_replay_sha256);
     g_test_add_func("/verifier/ima/replay-sha1", test_ima_replay_sha1);
     g_test_add_func("/verifier/ima/boot-aggregate", test_ima_boot_aggregate);
+    g_test_add_func("/verifier/ima/real-log", test_ima_real_log);
     return g_test_run();
 }
