@@ -673,12 +673,56 @@ typedef struct {
     GBytes *bytes;          /* canonical bytes of rec */
 } Line;
 
-static void line_clear(gpointer p)
+static void line_clear(Line *l)
 {
-    Line *l = p;
-    tvd_audit_record_free(l->rec);
-    g_free(l->error);
+    g_clear_pointer(&l->rec, tvd_audit_record_free);
+    g_clear_pointer(&l->error, g_free);
     g_clear_pointer(&l->bytes, g_bytes_unref);
+}
+
+/* Splits off the next line of @data at *off; FALSE at the end. */
+static gboolean next_line(const char *data, gsize len, gsize *off,
+                          const char **line, gsize *n)
+{
+    if (*off >= len) {
+        return FALSE;
+    }
+    const char *start = data + *off;
+    const char *nl = memchr(start, '\n', len - *off);
+    *line = start;
+    *n = nl ? (gsize)(nl - start) : len - *off;
+    *off += *n + (nl ? 1 : 0);
+    return TRUE;
+}
+
+static void decode_line(const char *line, gsize n, Line *l)
+{
+    g_autoptr(GError) derr = NULL;
+    l->rec = tvd_audit_record_from_json(line, n, &derr);
+    if (l->rec) {
+        l->bytes = tvd_audit_record_canonical(l->rec, &derr);
+        if (!l->bytes) {
+            g_clear_pointer(&l->rec, tvd_audit_record_free);
+        }
+    }
+    if (!l->rec) {
+        l->error = g_strdup(derr->message);
+    }
+}
+
+/* TRUE if a line after @off holds record @seq (only run on a fault). */
+static gboolean seq_later(const char *data, gsize len, gsize off, gint64 seq)
+{
+    const char *line;
+    gsize n;
+    while (next_line(data, len, &off, &line, &n)) {
+        g_autoptr(TvdAuditRecord) rec = tvd_audit_record_from_json(line, n,
+                                                                   NULL);
+        if (rec && rec->seq == seq) {
+            return TRUE;
+        }
+    }
+    return FALSE;
 }
 
 gboolean tvd_audit_verify_jsonl(const char *data, gsize len,
@@ -689,66 +733,35 @@ gboolean tvd_audit_verify_jsonl(const char *data, gsize len,
     guint8 anchor_hash[TVD_AUDIT_HASH_SIZE];
     guint8 hash_at_anchor[TVD_AUDIT_HASH_SIZE];
     gboolean have_at_anchor = FALSE;
-    g_autoptr(GArray) lines = g_array_new(FALSE, TRUE, sizeof(Line));
-    /* seq -> index of the last line holding it */
-    g_autoptr(GHashTable) where = g_hash_table_new_full(g_int64_hash,
-                                                        g_int64_equal,
-                                                        g_free, NULL);
+    const char *line;
+    gsize n, off = 0;
     Walk w;
 
     walk_init(&w, report);
-    g_array_set_clear_func(lines, line_clear);
     if (anchor_json && !anchor_parse(anchor_json, strlen(anchor_json),
                                      &anchor_seq, anchor_hash, error)) {
         return FALSE;
     }
-    /* Decode everything first: telling a gap from a reordering needs to
-     * know which records come later. */
-    gsize off = 0;
-    while (off < len) {
-        const char *start = data + off;
-        const char *nl = memchr(start, '\n', len - off);
-        gsize n = nl ? (gsize)(nl - start) : len - off;
-        off += n + (nl ? 1 : 0);
-        if (n == 0 && !nl) {
-            break;
-        }
-        g_autoptr(GError) derr = NULL;
-        Line l = { tvd_audit_record_from_json(start, n, &derr), NULL, NULL };
-        if (l.rec) {
-            l.bytes = tvd_audit_record_canonical(l.rec, &derr);
-            if (!l.bytes) {
-                g_clear_pointer(&l.rec, tvd_audit_record_free);
-            }
-        }
-        if (!l.rec) {
-            l.error = g_strdup(derr->message);
-        } else {
-            g_hash_table_insert(where, g_memdup2(&l.rec->seq, sizeof(gint64)),
-                                GUINT_TO_POINTER(lines->len));
-        }
-        g_array_append_val(lines, l);
-    }
-    for (guint i = 0; i < lines->len; i++) {
-        const Line *l = &g_array_index(lines, Line, i);
+    /* One pass, one line in memory at a time. */
+    while (next_line(data, len, &off, &line, &n)) {
+        Line l = { NULL, NULL, NULL };
+        decode_line(line, n, &l);
         gint64 pos = w.expect;
-        if (l->rec && l->rec->seq > w.expect) {
-            gpointer idx;
-            gboolean later = g_hash_table_lookup_extended(where, &w.expect,
-                                                          NULL, &idx) &&
-                             GPOINTER_TO_UINT(idx) > i;
-            if (!later) {
-                pos = l->rec->seq;      /* w.expect is nowhere: a gap */
-            }
+        /* Record expect is nowhere later: this is a gap, not a move. */
+        if (l.rec && l.rec->seq > w.expect &&
+            !seq_later(data, len, off, w.expect)) {
+            pos = l.rec->seq;
         }
-        if (!walk_step(&w, pos, l->rec, l->error, l->bytes,
-                       l->rec ? l->rec->prev : NULL,
-                       l->rec ? l->rec->hash : NULL)) {
-            return TRUE;
-        }
-        if (pos == anchor_seq) {
-            memcpy(hash_at_anchor, l->rec->hash, TVD_AUDIT_HASH_SIZE);
+        gboolean ok = walk_step(&w, pos, l.rec, l.error, l.bytes,
+                                l.rec ? l.rec->prev : NULL,
+                                l.rec ? l.rec->hash : NULL);
+        if (ok && pos == anchor_seq) {
+            memcpy(hash_at_anchor, l.rec->hash, TVD_AUDIT_HASH_SIZE);
             have_at_anchor = TRUE;
+        }
+        line_clear(&l);
+        if (!ok) {
+            return TRUE;
         }
     }
     if (anchor_seq) {

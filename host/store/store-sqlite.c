@@ -796,6 +796,14 @@ static gboolean read_events(SqliteStore *s, Watcher *w, GArray *events,
         };
         if (e.type == TVD_STORE_EVENT_PUT) {
             e.value = column_bytes(st, 4);
+        } else if (e.type != TVD_STORE_EVENT_DELETE) {
+            g_set_error(error, TVD_STORE_ERROR, TVD_STORE_ERROR_CORRUPT,
+                        "%s: event %" G_GINT64_FORMAT ".%" G_GINT64_FORMAT
+                        " has unknown type %d", s->path, e.rev, e.seq,
+                        (int)e.type);
+            pending_clear(&e);
+            sqlite3_reset(st);
+            goto out;
         }
         g_array_append_val(events, e);
     }
