@@ -282,7 +282,6 @@ static gboolean parse_sample(Parser *p, const char *s, const char **why)
         *why = "bad metric name";
         return FALSE;
     }
-    skip_blank(&s);
     if (*s == '{' && !parse_labels(&s, labels, why)) {
         return FALSE;
     }

@@ -328,18 +328,6 @@ static void respond_error(SoupServerMessage *msg, const GError *error)
     respond_json(msg, tvd_api_error_http_status(code), root);
 }
 
-static void respond_error_early(SoupServerMessage *msg, int code,
-                                const char *message)
-{
-    g_autoptr(GError) error = g_error_new_literal(TVD_API_ERROR, code,
-                                                  message);
-
-    respond_error(msg, error);
-    /* The body was not read: the connection cannot be reused. */
-    soup_message_headers_replace(soup_server_message_get_response_headers(msg),
-                                 "Connection", "close");
-}
-
 /* ---- Metrics --------------------------------------------------------------- */
 
 static void count_request(TvdApiServer *s, const char *route, guint status,
@@ -447,6 +435,57 @@ static char *describe_peer(SoupServerMessage *msg)
     return g_strdup(soup_server_message_get_remote_host(msg));
 }
 
+/* Bodies up to this size are read and thrown away after an early refusal,
+ * so that an ordinary client gets its answer; above it, or with no length,
+ * the connection is answered and closed at once. */
+#define DRAIN_MAX (16u * 1024u * 1024u)
+
+/*
+ * Answers @msg with an error before its body is read. libsoup 3.2 reads a
+ * request's body even when an early handler has set a status, so: either
+ * the body is drained without being kept (small bodies), or the connection
+ * is taken over, answered and closed (@close).
+ */
+static void refuse_early(SoupServerMessage *msg, int code, const char *message,
+                         gboolean close_now)
+{
+    g_autoptr(GError) error = g_error_new_literal(TVD_API_ERROR, code,
+                                                  message);
+    SoupMessageHeaders *resp = soup_server_message_get_response_headers(msg);
+    g_autoptr(GIOStream) stream = NULL;
+    g_autoptr(GString) raw = NULL;
+    g_autoptr(GBytes) body = NULL;
+    GOutputStream *out;
+    gsize len;
+    const char *data;
+
+    respond_error(msg, error);
+    soup_message_headers_replace(resp, "Connection", "close");
+    if (!close_now) {
+        soup_message_body_set_accumulate(
+            soup_server_message_get_request_body(msg), FALSE);
+        return;
+    }
+    body = soup_message_body_flatten(soup_server_message_get_response_body(msg));
+    data = g_bytes_get_data(body, &len);
+    raw = g_string_new(NULL);
+    g_string_append_printf(raw, "HTTP/1.1 %u %s\r\nContent-Type: " JSON_TYPE
+                           "\r\nContent-Length: %zu\r\nConnection: close"
+                           "\r\n\r\n", soup_server_message_get_status(msg),
+                           soup_status_get_phrase(
+                               soup_server_message_get_status(msg)), len);
+    g_string_append_len(raw, data, (gssize)len);
+    stream = soup_server_message_steal_connection(msg);
+    if (!stream) {
+        return;
+    }
+    out = g_io_stream_get_output_stream(stream);
+    /* A few hundred bytes into a fresh connection: this does not block. */
+    g_output_stream_write_all(out, raw->str, raw->len, NULL, NULL, NULL);
+    g_output_stream_flush(out, NULL, NULL);
+    g_io_stream_close(stream, NULL, NULL);
+}
+
 static void early_handler(SoupServer *soup, SoupServerMessage *msg,
                           const char *path, GHashTable *query, gpointer data)
 {
@@ -455,29 +494,39 @@ static void early_handler(SoupServer *soup, SoupServerMessage *msg,
     SoupEncoding enc = soup_message_headers_get_encoding(h);
     g_auto(GStrv) segs = g_strsplit(path, "/", -1);
     const char *name = NULL;
-    size_t cap = body_cap(s, find_route(soup_server_message_get_method(msg),
-                                        segs, &name, NULL));
+    const Route *route = find_route(soup_server_message_get_method(msg), segs,
+                                    &name, NULL);
+    size_t cap = body_cap(s, route);
+    guint64 length = enc == SOUP_ENCODING_CONTENT_LENGTH ?
+        (guint64)soup_message_headers_get_content_length(h) : 0;
+    const char *method = soup_server_message_get_method(msg);
+    g_autofree char *m = NULL;
+    int code;
+    gboolean close_now;
 
     (void)soup;
     (void)query;
     if (!peer_allowed(msg)) {
-        respond_error_early(msg, TVD_API_ERROR_FORBIDDEN,
-                            "client certificate required");
+        code = TVD_API_ERROR_FORBIDDEN;
+        m = g_strdup("client certificate required");
+        close_now = length > DRAIN_MAX || enc != SOUP_ENCODING_CONTENT_LENGTH;
     } else if (enc == SOUP_ENCODING_CHUNKED || enc == SOUP_ENCODING_EOF) {
-        respond_error_early(msg, TVD_API_ERROR_LENGTH_REQUIRED,
-                            "body: Content-Length required");
-    } else if (enc == SOUP_ENCODING_CONTENT_LENGTH &&
-               (guint64)soup_message_headers_get_content_length(h) > cap) {
-        g_autofree char *m =
-            g_strdup_printf("body: larger than the limit of %zu bytes", cap);
-
-        respond_error_early(msg, TVD_API_ERROR_TOO_LARGE, m);
+        code = TVD_API_ERROR_LENGTH_REQUIRED;
+        m = g_strdup("body: Content-Length required");
+        close_now = TRUE;
+    } else if (length > cap) {
+        code = TVD_API_ERROR_TOO_LARGE;
+        m = g_strdup_printf("body: larger than the limit of %zu bytes", cap);
+        close_now = length > DRAIN_MAX;
     } else {
         return;
     }
-    g_debug("%s %s -> %u (refused before the body)",
-            soup_server_message_get_method(msg), path,
-            soup_server_message_get_status(msg));
+    g_debug("%s %s -> %u route=%s (refused before the body%s)", method, path,
+            tvd_api_error_http_status(code), route ? route->id : "unknown",
+            close_now ? ", connection closed" : "");
+    count_request(s, route ? route->id : "unknown",
+                  tvd_api_error_http_status(code), 0);
+    refuse_early(msg, code, m, close_now);
 }
 
 static gboolean dispatch(TvdApiServer *s, SoupServerMessage *msg,
@@ -604,6 +653,34 @@ static void handler(SoupServer *soup, SoupServerMessage *msg,
             peer, error ? " error=" : "", error ? error->message : "");
 }
 
+/*
+ * Mutual TLS: GIO asks whether to accept the client's certificate even when
+ * it verified (glib-networking 2.74 + libsoup 3.2 emit accept-certificate
+ * with no errors, and an unhandled signal refuses). Accept exactly the
+ * certificates that chain to the client CA database without any error.
+ */
+static gboolean accept_certificate(SoupServerMessage *msg,
+                                   GTlsCertificate *cert,
+                                   GTlsCertificateFlags errors, gpointer data)
+{
+    (void)cert;
+    (void)data;
+    if (errors != 0) {
+        g_debug("TLS client %s refused: certificate errors 0x%x",
+                soup_server_message_get_remote_host(msg), (unsigned)errors);
+    }
+    return errors == 0;
+}
+
+static void request_started(SoupServer *soup, SoupServerMessage *msg,
+                            gpointer data)
+{
+    (void)soup;
+    (void)data;
+    g_signal_connect(msg, "accept-certificate",
+                     G_CALLBACK(accept_certificate), NULL);
+}
+
 /* ---- Listening ------------------------------------------------------------- */
 
 static GSocket *listen_unix(const char *path, GError **error)
@@ -719,22 +796,29 @@ TvdApiServer *tvd_api_server_new(const TvdApiServerConfig *config,
     }
 
     if (tls) {
-        GSList *uris;
+        GSList *listeners;
 
         soup_server_set_tls_certificate(s->soup, config->tls_certificate);
         soup_server_set_tls_database(s->soup, config->tls_client_ca);
         soup_server_set_tls_auth_mode(s->soup, G_TLS_AUTHENTICATION_REQUIRED);
+        g_signal_connect(s->soup, "request-started",
+                         G_CALLBACK(request_started), NULL);
         if (!soup_server_listen(s->soup, G_SOCKET_ADDRESS(config->tcp_address),
                                 SOUP_SERVER_LISTEN_HTTPS, error)) {
             return NULL;
         }
-        uris = soup_server_get_uris(s->soup);
-        for (GSList *l = uris; l; l = l->next) {
-            if (g_strcmp0(g_uri_get_scheme(l->data), "https") == 0) {
-                s->tcp_port = (guint16)g_uri_get_port(l->data);
+        /* Not soup_server_get_uris(): it takes every listener for TCP. */
+        listeners = soup_server_get_listeners(s->soup);
+        for (GSList *l = listeners; l; l = l->next) {
+            g_autoptr(GSocketAddress) a =
+                g_socket_get_local_address(l->data, NULL);
+
+            if (a && G_IS_INET_SOCKET_ADDRESS(a)) {
+                s->tcp_port = g_inet_socket_address_get_port(
+                    G_INET_SOCKET_ADDRESS(a));
             }
         }
-        g_slist_free_full(uris, (GDestroyNotify)g_uri_unref);
+        g_slist_free(listeners);
     }
     g_info("API %s listening on %s%s", TVD_API_VERSION, config->socket_path,
            tls ? " and TCP with mutual TLS" : "");
