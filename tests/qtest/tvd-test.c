@@ -220,6 +220,7 @@ static bool sup_read_full(Tvd *t, void *buf, size_t len, int timeout_ms)
         }
         p += n;
         len -= n;
+        end = deadline_ms(timeout_ms);  /* the timeout is on progress */
     }
     return true;
 }
@@ -244,6 +245,7 @@ static void sup_write(Tvd *t, const void *buf, size_t len)
         }
         p += n;
         len -= n;
+        end = deadline_ms(TIMEOUT_MS);  /* the timeout is on progress */
     }
 }
 
@@ -2327,6 +2329,64 @@ static void test_host_stalled(void)
     tvd_stop(t);
 }
 
+/*
+ * A supervisor that floods the device and does not read: the events the
+ * device owes it are bounded, the excess is counted, the stream stays whole.
+ */
+static void test_host_event_flood(void)
+{
+    const uint32_t kept = 1 + TVD_H2G_QUEUE_MAX;
+    const uint32_t extra = TVD_TX_BUFFER_MAX /
+        (TVD_FRAME_HEADER_SIZE + sizeof(struct tvd_device_event)) + 16384;
+    Tvd *t = tvd_start(NULL, NULL);
+    g_autofree uint8_t *flood = g_malloc((kept + extra) *
+                                         TVD_FRAME_HEADER_SIZE);
+    uint32_t i, events = 0, last = 0, errors;
+    Frame ev;
+
+    for (i = 0; i < kept + extra; i++) {
+        g_autofree uint8_t *f = frame_new(TVD_FRAME_AGENT, NULL, 0, i);
+
+        memcpy(flood + i * TVD_FRAME_HEADER_SIZE, f, TVD_FRAME_HEADER_SIZE);
+    }
+    sup_write(t, flood, (kept + extra) * TVD_FRAME_HEADER_SIZE);
+    for (;;) {
+        uint32_t dropped = rd(t, TVD_REG_H2G_DROPPED);
+        gint64 end = deadline_ms(TIMEOUT_MS);
+
+        if (dropped == extra) {
+            break;
+        }
+        while (rd(t, TVD_REG_H2G_DROPPED) == dropped) {
+            /* no progress for that long: stuck */
+            g_assert_cmpint(g_get_monotonic_time(), <, end);
+            g_usleep(1000);
+        }
+    }
+    g_assert_cmpuint(rd(t, TVD_REG_H2G_PENDING), ==, kept);
+    errors = rd(t, TVD_REG_HOST_ERRORS);
+    /* every drop is an error, and some of the events did not fit */
+    g_assert_cmpuint(errors, >, extra);
+    g_assert_cmpuint(errors, <, 2 * extra);
+    g_assert_cmphex(rd(t, TVD_REG_MAGIC), ==, TVD_MAGIC);
+
+    /* what did fit arrives whole and in order */
+    while (fd_wait(t->fd, POLLIN, deadline_ms(500))) {
+        g_assert_true(sup_recv(t, &ev));
+        if (ev.type == TVD_FRAME_DEVICE_EVENT &&
+            ev_u32(&ev, 0) == TVD_EVENT_H2G_DROPPED) {
+            g_assert_cmpuint(ev_u32(&ev, 1), >, last);
+            last = ev_u32(&ev, 1);
+            events++;
+        }
+        frame_clear(&ev);
+    }
+    g_assert_cmpuint(events + (errors - extra), ==, extra);
+    /* and the connection still works */
+    sup_set_state(t, TVD_STATE_ADMITTED, 0);
+    tvd_stop(t);
+}
+
 /* A supervisor that goes away with a frame in flight frees the guest. */
 static void test_host_gone_busy(void)
 {
@@ -2547,6 +2607,7 @@ int main(int argc, char **argv)
     qtest_add_func("/tvd/host/bad-frames", test_host_bad_frames);
     qtest_add_func("/tvd/host/stalled", test_host_stalled);
     qtest_add_func("/tvd/host/gone-busy", test_host_gone_busy);
+    qtest_add_func("/tvd/host/event-flood", test_host_event_flood);
     if (g_strcmp0(g_getenv("TVD_BENCH"), "1") == 0) {
         qtest_add_func("/tvd/bench/roundtrip", test_bench_roundtrip);
         qtest_add_func("/tvd/bench/throughput", test_bench_throughput);
