@@ -88,7 +88,7 @@ run(TvdAgentTpm *tpm, guint rounds, const char *dir)
     Step activate = { "activate credential (rsa EK/AK)", { 0 }, 0 };
     Step extend = { "PCR extend (PCR 16)", { 0 }, 0 };
     Step round = { "round: PCR read + quote + activate", { 0 }, 0 };
-    g_autoptr(GBytes) ek_pub = NULL, ek_cert = NULL, ak_pub = NULL;
+    g_autoptr(GBytes) ek_pub = NULL, ak_pub = NULL;
     g_autoptr(GBytes) ak_name = NULL, secret = NULL, blob = NULL;
     g_autoptr(GBytes) enc = NULL;
     guint8 nonce[32], digest[32] = { 0 };
