@@ -749,11 +749,13 @@ static gboolean parse_membership(Ctx *c, JsonNode *n, TvdPolicyData *d)
     for (guint i = 0; i < d->n_references; i++) {
         for (guint j = 0; j < d->n_excludes; j++) {
             if (tvd_policy_glob_match(d->excludes[j], d->references[i].path)) {
-                s = push_key(c, "excludes");
+                g_autofree char *glob = g_strescape(d->excludes[j], NULL);
+                g_autofree char *path = g_strescape(d->references[i].path, NULL);
+
+                push_key(c, "excludes");
                 push_index(c, j);
-                return perr(c, TVD_POLICY_ERROR_VALUE,
-                            "exclude %s hides the reference path %s",
-                            d->excludes[j], d->references[i].path);
+                return perr(c, TVD_POLICY_ERROR_VALUE, "exclude %s hides the reference path %s",
+                            glob, path);
             }
         }
     }
@@ -960,8 +962,12 @@ static gboolean check_role_ref(Ctx *c, const TvdPolicyData *d, const char *role)
     if (strcmp(role, "*") == 0 || g_strv_contains((const char *const *)d->roles, role)) {
         return TRUE;
     }
-    return perr(c, TVD_POLICY_ERROR_VALUE,
-                "role \"%s\" is not in network.roles (nor \"*\")", role);
+    {
+        g_autofree char *shown = g_strescape(role, NULL);
+
+        return perr(c, TVD_POLICY_ERROR_VALUE,
+                    "role \"%s\" is not in network.roles (nor \"*\")", shown);
+    }
 }
 
 static gboolean parse_rules(Ctx *c, JsonNode *n, TvdPolicyData *d)
@@ -1092,8 +1098,10 @@ static gboolean parse_network(Ctx *c, JsonNode *n, TvdPolicyData *d)
             return FALSE;
         }
         if (!g_strv_contains((const char *const *)d->roles, role)) {
+            g_autofree char *shown = g_strescape(role, NULL);
+
             return perr(c, TVD_POLICY_ERROR_VALUE, "role \"%s\" is not in network.roles",
-                        role);
+                        shown);
         }
         d->default_role = g_strdup(role);
     }
