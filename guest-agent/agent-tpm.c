@@ -16,6 +16,7 @@
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
+#include <tss2/tss2_tcti_device.h>
 #include <tss2/tss2_tctildr.h>
 
 /*
@@ -32,6 +33,7 @@ struct TvdAgentTpm {
     ESYS_CONTEXT *esys;
     TSS2_TCTI_CONTEXT *tcti;
     gboolean own_tcti;
+    gboolean tcti_via_ldr;  /* else: our own device TCTI allocation */
     guint32 ak_handle_rsa;
     guint32 ak_handle_ecc;
 };
@@ -315,15 +317,15 @@ config_handles(TvdAgentTpm *tpm, const TvdAgentTpmConfig *config,
     return TRUE;
 }
 
+/* On failure the TCTI stays the caller's. */
 static TvdAgentTpm *
 tpm_open(const TvdAgentTpmConfig *config, TSS2_TCTI_CONTEXT *tcti,
-         gboolean own_tcti, GError **error)
+         gboolean own_tcti, gboolean via_ldr, GError **error)
 {
     g_autoptr(TvdAgentTpm) tpm = g_new0(TvdAgentTpm, 1);
     TSS2_RC rc;
 
     tpm->tcti = tcti;
-    tpm->own_tcti = own_tcti;
     if (!config_handles(tpm, config, error)) {
         return NULL;
     }
@@ -333,7 +335,59 @@ tpm_open(const TvdAgentTpmConfig *config, TSS2_TCTI_CONTEXT *tcti,
         set_tpm_error(error, rc, "Esys_Initialize");
         return NULL;
     }
+    tpm->own_tcti = own_tcti;
+    tpm->tcti_via_ldr = via_ldr;
     return g_steal_pointer(&tpm);
+}
+
+/*
+ * "device[:path]" is opened with the device TCTI linked in, not through
+ * the loader's dlopen(), so a minimal initramfs needs only the libraries
+ * the agent links (ldd shows them all). Everything else goes through
+ * Tss2_TctiLdr_Initialize.
+ */
+static TSS2_TCTI_CONTEXT *
+tcti_open(const char *conf, gboolean *via_ldr, GError **error)
+{
+    TSS2_TCTI_CONTEXT *tcti = NULL;
+    TSS2_RC rc;
+
+    if (g_str_equal(conf, "device") || g_str_has_prefix(conf, "device:")) {
+        const char *path = conf[6] == ':' && conf[7] ? conf + 7 :
+                           "/dev/tpmrm0";
+        size_t size = 0;
+
+        rc = Tss2_Tcti_Device_Init(NULL, &size, path);
+        if (rc == TSS2_RC_SUCCESS) {
+            tcti = g_malloc0(size);
+            rc = Tss2_Tcti_Device_Init(tcti, &size, path);
+            if (rc != TSS2_RC_SUCCESS) {
+                g_clear_pointer(&tcti, g_free);
+            }
+        }
+        *via_ldr = FALSE;
+    } else {
+        rc = Tss2_TctiLdr_Initialize(conf, &tcti);
+        *via_ldr = TRUE;
+    }
+    if (rc != TSS2_RC_SUCCESS) {
+        g_set_error(error, TVD_AGENT_TPM_ERROR, TVD_AGENT_TPM_ERROR_TCTI,
+                    "cannot open TCTI \"%s\": %s (0x%08x)", conf,
+                    Tss2_RC_Decode(rc), rc);
+        return NULL;
+    }
+    return tcti;
+}
+
+static void
+tcti_close(TSS2_TCTI_CONTEXT *tcti, gboolean via_ldr)
+{
+    if (via_ldr) {
+        Tss2_TctiLdr_Finalize(&tcti);
+    } else {
+        Tss2_Tcti_Finalize(tcti);
+        g_free(tcti);
+    }
 }
 
 TvdAgentTpm *
@@ -341,17 +395,19 @@ tvd_agent_tpm_new(const TvdAgentTpmConfig *config, GError **error)
 {
     const char *conf = config && config->tcti ? config->tcti :
                        TVD_AGENT_TPM_DEFAULT_TCTI;
-    TSS2_TCTI_CONTEXT *tcti = NULL;
-    TSS2_RC rc;
+    TSS2_TCTI_CONTEXT *tcti;
+    gboolean via_ldr = TRUE;
+    TvdAgentTpm *tpm;
 
-    rc = Tss2_TctiLdr_Initialize(conf, &tcti);
-    if (rc != TSS2_RC_SUCCESS) {
-        g_set_error(error, TVD_AGENT_TPM_ERROR, TVD_AGENT_TPM_ERROR_TCTI,
-                    "cannot open TCTI \"%s\": %s (0x%08x)", conf,
-                    Tss2_RC_Decode(rc), rc);
+    tcti = tcti_open(conf, &via_ldr, error);
+    if (!tcti) {
         return NULL;
     }
-    return tpm_open(config, tcti, TRUE, error);
+    tpm = tpm_open(config, tcti, TRUE, via_ldr, error);
+    if (!tpm) {
+        tcti_close(tcti, via_ldr);
+    }
+    return tpm;
 }
 
 TvdAgentTpm *
@@ -359,7 +415,7 @@ tvd_agent_tpm_new_with_tcti(const TvdAgentTpmConfig *config,
                             TSS2_TCTI_CONTEXT *tcti, GError **error)
 {
     g_return_val_if_fail(tcti != NULL, NULL);
-    return tpm_open(config, tcti, FALSE, error);
+    return tpm_open(config, tcti, FALSE, FALSE, error);
 }
 
 void
@@ -372,7 +428,7 @@ tvd_agent_tpm_free(TvdAgentTpm *tpm)
         Esys_Finalize(&tpm->esys);
     }
     if (tpm->own_tcti && tpm->tcti) {
-        Tss2_TctiLdr_Finalize(&tpm->tcti);
+        tcti_close(tpm->tcti, tpm->tcti_via_ldr);
     }
     g_free(tpm);
 }
