@@ -138,7 +138,11 @@ gboolean tvd_audit_sync_anchor(TvdAuditLog *log, GError **error);
 gboolean tvd_audit_verify(TvdAuditLog *log, TvdAuditReport *report,
                           GError **error);
 
-/* Writes records with seq >= @from_seq as JSON lines to @out. */
+/*
+ * Writes records with seq >= @from_seq as JSON lines to @out. A stored
+ * record that no longer decodes stops the export with
+ * TVD_AUDIT_ERROR_MALFORMED naming its seq (run tvd_audit_verify).
+ */
 gboolean tvd_audit_export(TvdAuditLog *log, gint64 from_seq,
                           GOutputStream *out, GCancellable *cancellable,
                           GError **error);

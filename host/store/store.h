@@ -20,7 +20,11 @@
  *
  * Thread safety: a TvdStore may be used from several threads; calls are
  * serialised inside. Watch callbacks run in the thread-default main context
- * of the thread that called tvd_store_watch().
+ * of the thread that called tvd_store_watch(). As with any GLib object, the
+ * last reference must not be dropped while another thread may still call
+ * in, and that includes watches dispatching in other threads' contexts:
+ * unwatch those first (watches in the thread that drops the last reference
+ * are handled, even from inside their own callback).
  *
  * docs/store.md describes the design.
  *
