@@ -4,7 +4,13 @@
  * no files). libtpms is one TPM per process: the tests share it and run in
  * the order they are added; each checks that nothing stayed loaded.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -226,6 +232,122 @@ test_tcti_invalid(void)
         g_assert_error(error, TVD_AGENT_TPM_ERROR, TVD_AGENT_TPM_ERROR_TCTI);
         g_assert_nonnull(strstr(error->message, confs[i]));
     }
+}
+
+/*
+ * The default TCTI kind, "device:<path>", end to end: a pseudo-terminal in
+ * raw mode stands in for /dev/tpmrm0 and a thread relays each command from
+ * its master side to the libtpms TPM.
+ */
+typedef struct {
+    int master;
+    gint stop;
+    guint relayed;
+} PtyRelay;
+
+static gboolean
+read_full(int fd, guint8 *buf, size_t len, gint *stop)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        ssize_t n;
+
+        if (g_atomic_int_get(stop)) {
+            return FALSE;
+        }
+        if (poll(&pfd, 1, 50) <= 0) {
+            continue;
+        }
+        n = read(fd, buf + got, len - got);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+            continue;
+        }
+        if (n <= 0) {
+            return FALSE;
+        }
+        got += (size_t)n;
+    }
+    return TRUE;
+}
+
+static gpointer
+pty_relay(gpointer data)
+{
+    PtyRelay *r = data;
+    guint8 cmd[4096], rsp[4096];
+
+    for (;;) {
+        size_t rsp_len = sizeof(rsp);
+        guint32 size;
+
+        if (!read_full(r->master, cmd, 10, &r->stop)) {
+            break;
+        }
+        size = (guint32)cmd[2] << 24 | (guint32)cmd[3] << 16 |
+               (guint32)cmd[4] << 8 | cmd[5];
+        if (size < 10 || size > sizeof(cmd) ||
+            !read_full(r->master, cmd + 10, size - 10, &r->stop)) {
+            break;
+        }
+        if (Tss2_Tcti_Transmit(tcti, size, cmd) != TSS2_RC_SUCCESS ||
+            Tss2_Tcti_Receive(tcti, &rsp_len, rsp, -1) != TSS2_RC_SUCCESS ||
+            write(r->master, rsp, rsp_len) != (ssize_t)rsp_len) {
+            break;
+        }
+        r->relayed++;
+    }
+    return NULL;
+}
+
+static void
+test_device_tcti(void)
+{
+    PtyRelay relay = { .master = -1 };
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GBytes) values = NULL;
+    g_auto(TvdAgentTpmQuote) q = { 0 };
+    g_autofree char *conf = NULL;
+    struct termios tio;
+    GThread *thread;
+    guint8 nonce[32] = { 7 };
+    int slave;
+
+    relay.master = posix_openpt(O_RDWR | O_NOCTTY);
+    g_assert_cmpint(relay.master, >=, 0);
+    g_assert_cmpint(grantpt(relay.master), ==, 0);
+    g_assert_cmpint(unlockpt(relay.master), ==, 0);
+    conf = g_strdup_printf("device:%s", ptsname(relay.master));
+    /* Raw, no echo; held open so the master never sees a hangup. */
+    slave = open(conf + 7, O_RDWR | O_NOCTTY);
+    g_assert_cmpint(slave, >=, 0);
+    g_assert_cmpint(tcgetattr(slave, &tio), ==, 0);
+    cfmakeraw(&tio);
+    g_assert_cmpint(tcsetattr(slave, TCSANOW, &tio), ==, 0);
+
+    thread = g_thread_new("pty-tpm", pty_relay, &relay);
+    {
+        TvdAgentTpmConfig config = { .tcti = conf };
+        g_autoptr(TvdAgentTpm) tpm = tvd_agent_tpm_new(&config, &error);
+
+        g_assert_no_error(error);
+        g_assert_true(tvd_agent_tpm_pcr_read(tpm, 0xff00ff, &values, NULL,
+                                             &error));
+        g_assert_no_error(error);
+        g_assert_true(tvd_agent_tpm_quote(tpm, TVD_AGENT_TPM_ALG_ECC,
+                                          0xff00ff, nonce, sizeof(nonce), &q,
+                                          &error));
+        g_assert_no_error(error);
+        g_assert_true(g_bytes_equal(values, q.pcr_values));
+    }
+    g_atomic_int_set(&relay.stop, 1);
+    g_thread_join(thread);
+    g_test_message("%u commands through %s", relay.relayed, conf);
+    g_assert_cmpuint(relay.relayed, >=, 4);
+    close(slave);
+    close(relay.master);
+    assert_clean();
 }
 
 /* ---- PCRs ---------------------------------------------------------------- */
@@ -682,6 +804,7 @@ main(int argc, char **argv)
     g_test_add_func("/agent-tpm/libtpms/ak/foreign-object", test_ak_foreign);
     g_test_add_func("/agent-tpm/libtpms/config/invalid", test_config_invalid);
     g_test_add_func("/agent-tpm/libtpms/tcti/invalid", test_tcti_invalid);
+    g_test_add_func("/agent-tpm/libtpms/tcti/device-path", test_device_tcti);
     g_test_add_func("/agent-tpm/libtpms/pcr/extend-read",
                     test_pcr_extend_read);
     g_test_add_func("/agent-tpm/libtpms/pcr/invalid", test_pcr_invalid);
