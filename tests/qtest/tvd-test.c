@@ -1520,7 +1520,7 @@ static void wait_status(QTestState *qts, bool migrate, const char *want)
     }
 }
 
-static void migration_test(bool nic_first)
+static void migration_test(bool nic_first, bool late_supervisor)
 {
     static const uint32_t kept[] = {
         TVD_REG_REASON, TVD_REG_GUEST_ERRORS, TVD_REG_HOST_ERRORS,
@@ -1568,13 +1568,31 @@ static void migration_test(bool nic_first)
                              uri);
     wait_status(src->qts, true, "completed");
 
-    /* the target host, with its own supervisor already connected */
+    /*
+     * The target host, with its own supervisor connected before the state
+     * arrives, or only after
+     */
     dst = tvd_launch(before, ",netdev=n0", incoming);
-    sup_accept(dst);
-    sup_hello(dst);
+    if (late_supervisor) {
+        /* gone before the state arrives (the registers are the target's) */
+        sup_drop(dst);
+        tvd_map(dst);
+        wait_reg(dst, TVD_REG_STATUS, TVD_STATUS_SUPERVISOR, 0);
+    } else {
+        sup_accept(dst);
+        sup_hello(dst);
+    }
     qtest_qmp_assert_success(dst->qts, "{'execute':'migrate-incoming',"
                              "'arguments':{'uri':%s}}", uri);
     wait_status(dst->qts, false, "running");
+    if (late_supervisor) {
+        sup_listen(dst);
+        sup_accept(dst);
+        sup_hello(dst);
+        g_assert_cmpuint(HELLO_U32(dst, state), ==, TVD_STATE_ADMITTED);
+        /* the new connection bumped the epoch once more */
+        epoch++;
+    }
     sup_expect(dst, TVD_FRAME_DEVICE_EVENT, TVD_EVENT_MIGRATED, &ev);
     g_assert_cmpuint(ev_u32(&ev, 1), ==, TVD_STATE_ADMITTED);
     g_assert_cmphex(ev_u32(&ev, 3) & (TVD_STATUS_CONFIRMED |
@@ -1618,13 +1636,19 @@ static void migration_test(bool nic_first)
 
 static void test_migration(void)
 {
-    migration_test(true);
+    migration_test(true, false);
 }
 
 /* The NIC's own post_load must not undo the gate. */
 static void test_migration_nic_after(void)
 {
-    migration_test(false);
+    migration_test(false, false);
+}
+
+/* MIGRATED follows the hello of a supervisor that connects later. */
+static void test_migration_late_supervisor(void)
+{
+    migration_test(false, true);
 }
 
 /* ---- 8. hot-plug and hot-unplug ---------------------------------------- */
@@ -2615,6 +2639,8 @@ int main(int argc, char **argv)
     qtest_add_func("/tvd/hotplug/unplug-mid-frame", test_unplug_mid_frame);
     qtest_add_func("/tvd/migration/basic", test_migration);
     qtest_add_func("/tvd/migration/nic-after", test_migration_nic_after);
+    qtest_add_func("/tvd/migration/late-supervisor",
+                   test_migration_late_supervisor);
     qtest_add_func("/tvd/guest/bad-frames", test_guest_bad_frames);
     qtest_add_func("/tvd/guest/busy", test_guest_busy);
     qtest_add_func("/tvd/guest/bad-access", test_guest_bad_access);
