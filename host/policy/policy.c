@@ -219,6 +219,33 @@ static const char *node_kind(JsonNode *n)
     }
 }
 
+/* Levenshtein distance, for "did you mean"; names longer than 32 are far. */
+static guint edit_distance(const char *a, const char *b)
+{
+    gsize la = strlen(a), lb = strlen(b);
+    guint row[33];
+
+    if (la > 32 || lb > 32) {
+        return G_MAXUINT;
+    }
+    for (gsize j = 0; j <= lb; j++) {
+        row[j] = (guint)j;
+    }
+    for (gsize i = 1; i <= la; i++) {
+        guint diag = row[0];
+
+        row[0] = (guint)i;
+        for (gsize j = 1; j <= lb; j++) {
+            guint up = row[j];
+            guint best = MIN(row[j] + 1, row[j - 1] + 1);
+
+            row[j] = MIN(best, diag + (a[i - 1] != b[j - 1]));
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
 /* Checks that every member of @obj is in @known (NULL-terminated). */
 static gboolean check_members(Ctx *c, JsonObject *obj, const char *const *known)
 {
@@ -233,8 +260,23 @@ static gboolean check_members(Ctx *c, JsonObject *obj, const char *const *known)
         }
         if (!ok) {
             g_autofree char *list = g_strjoinv(", ", (char **)known);
+            const char *best = NULL;
+            guint best_d = 3;                   /* suggest at distance 1 or 2 */
 
+            for (const char *const *k = known; *k; k++) {
+                guint dist = edit_distance(name, *k);
+
+                if (dist < best_d) {
+                    best_d = dist;
+                    best = *k;
+                }
+            }
             push_key(c, name);
+            if (best) {
+                return perr(c, TVD_POLICY_ERROR_UNKNOWN_FIELD,
+                            "unknown field, did you mean \"%s\"? (this object may have: %s)",
+                            best, list);
+            }
             return perr(c, TVD_POLICY_ERROR_UNKNOWN_FIELD,
                         "unknown field (this object may have: %s)", list);
         }

@@ -233,6 +233,23 @@ static void test_host_and_limits(void)
     g_assert_cmpstr(r4, ==, "the host already carries 4 members of the domain (limit 4)");
 }
 
+static void test_did_you_mean(void)
+{
+    g_autofree char *text = base_policy_with(19, "    \"encrypton\": \"wireguard\",");
+    g_autofree char *text2 = base_policy_with(3, "  \"zzz\": 7,");
+    g_autoptr(GError) error = NULL;
+    g_autoptr(TvdPolicy) p = tvd_policy_parse(text, strlen(text), "t.json", NULL, &error);
+
+    g_assert_null(p);
+    g_assert_cmpstr(error->message, ==,
+                    "t.json:19:5: network.encrypton: unknown field, did you mean "
+                    "\"encryption\"? (this object may have: subnet, encryption, roles, "
+                    "default_role, intra_default, rules)");
+    g_clear_error(&error);
+    g_assert_null(tvd_policy_parse(text2, strlen(text2), "t.json", NULL, &error));
+    g_assert_nonnull(strstr(error->message, "zzz: unknown field (this object may have:"));
+}
+
 static void test_versions(void)
 {
     guint32 v = 0;
@@ -570,6 +587,7 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/parse/refcount", test_refcount);
     g_test_add_func("/policy/parse/host-and-limits", test_host_and_limits);
     g_test_add_func("/policy/parse/versions", test_versions);
+    g_test_add_func("/policy/parse/did-you-mean", test_did_you_mean);
     for (guint i = 0; i < G_N_ELEMENTS(bad_cases); i++) {
         g_autofree char *name = g_strdup_printf("/policy/parse/bad/%02u-line%u", i,
                                                 bad_cases[i].line);
