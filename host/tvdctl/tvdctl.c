@@ -77,13 +77,20 @@ static void group_usage(FILE *f, const TvdctlGroup *grp)
     }
 }
 
+static void global_clear(TvdctlGlobal *g)
+{
+    g_clear_pointer(&g->socket_path, g_free);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(TvdctlGlobal, global_clear)
+
 int main(int argc, char **argv)
 {
-    TvdctlGlobal g = { 0 };
+    g_auto(TvdctlGlobal) g = { 0 };
     const TvdctlGroup *grp = NULL;
     const TvdctlVerb *verb = NULL;
     const char *env;
-    int i = 1, rc;
+    int i = 1;
 
     setlocale(LC_ALL, "");
     env = g_getenv("TVD_SOCKET");
@@ -145,10 +152,7 @@ int main(int argc, char **argv)
     }
     if (!verb) {
         group_usage(stderr, grp);
-        g_free(g.socket_path);
         return TVDCTL_EXIT_USAGE;
     }
-    rc = verb->fn(&g, argc - i, argv + i);
-    g_free(g.socket_path);
-    return rc;
+    return verb->fn(&g, argc - i, argv + i);
 }

@@ -159,6 +159,8 @@ static int send_request(TvdctlGlobal *g, const char *method, const char *path,
 
     session = g_object_new(SOUP_TYPE_SESSION, "remote-connectable", addr,
                            "timeout", 600, "user-agent", "tvdctl", NULL);
+    /* A local socket: never ask a proxy resolver (libproxy) about it. */
+    soup_session_set_proxy_resolver(session, NULL);
     msg = soup_message_new(method, url);
     if (!msg) {
         return tvdctl_fail(TVDCTL_EXIT_USAGE, "bad request path %s", path);

@@ -651,6 +651,7 @@ static gpointer http_job(gpointer p)
     g_main_context_push_thread_default(ctx);
     session = g_object_new(SOUP_TYPE_SESSION, "remote-connectable", addr,
                            "timeout", 30, NULL);
+    soup_session_set_proxy_resolver(session, NULL);
     msg = soup_message_new(j->method, url);
     g_assert_nonnull(msg);
     if (j->body) {
