@@ -139,6 +139,67 @@ static gboolean check_text(const char *msg, const char *field, const char *s,
     return TRUE;
 }
 
+/*
+ * Length of the binary IMA record at @off of @p (@size bytes), or 0 with an
+ * error naming entries[@index] when the bytes there are not a whole record
+ * within caps.
+ */
+static gsize record_length(const char *msg, guint index, const guint8 *p,
+                           gsize size, gsize off, GError **error)
+{
+    guint32 name_len, data_len;
+    gsize avail, len;
+
+    if (size < off || size - off < TVD_MSG_LOG_RECORD_MIN - 4) {
+        g_set_error(error, TVD_MSG_ERROR, TVD_MSG_ERROR_FIELD_SIZE,
+                    "%s.entries[%u]: %" G_GSIZE_FORMAT " bytes, shorter than "
+                    "a record header", msg, index,
+                    size < off ? 0 : size - off);
+        return 0;
+    }
+    avail = size - off;
+    name_len = (guint32)p[off + 24] | (guint32)p[off + 25] << 8 |
+               (guint32)p[off + 26] << 16 | (guint32)p[off + 27] << 24;
+    if (name_len > TVD_MSG_LOG_NAME_MAX) {
+        g_set_error(error, TVD_MSG_ERROR, TVD_MSG_ERROR_FIELD_SIZE,
+                    "%s.entries[%u]: template name of %u bytes, at most %u",
+                    msg, index, name_len, TVD_MSG_LOG_NAME_MAX);
+        return 0;
+    }
+    if (avail - 28 < (gsize)name_len + 4) {
+        g_set_error(error, TVD_MSG_ERROR, TVD_MSG_ERROR_FIELD_SIZE,
+                    "%s.entries[%u]: record truncated in its template name",
+                    msg, index);
+        return 0;
+    }
+    off += 28 + name_len;
+    data_len = (guint32)p[off] | (guint32)p[off + 1] << 8 |
+               (guint32)p[off + 2] << 16 | (guint32)p[off + 3] << 24;
+    if (data_len > TVD_MSG_LOG_ENTRY_MAX) {
+        g_set_error(error, TVD_MSG_ERROR, TVD_MSG_ERROR_FIELD_SIZE,
+                    "%s.entries[%u]: template data of %u bytes, above the "
+                    "entry cap of %u", msg, index, data_len,
+                    TVD_MSG_LOG_ENTRY_MAX);
+        return 0;
+    }
+    len = TVD_MSG_LOG_RECORD_MIN + name_len + data_len;
+    if (len > TVD_MSG_LOG_ENTRY_MAX) {
+        g_set_error(error, TVD_MSG_ERROR, TVD_MSG_ERROR_FIELD_SIZE,
+                    "%s.entries[%u]: record of %" G_GSIZE_FORMAT
+                    " bytes, at most %u", msg, index, len,
+                    TVD_MSG_LOG_ENTRY_MAX);
+        return 0;
+    }
+    if (avail < len) {
+        g_set_error(error, TVD_MSG_ERROR, TVD_MSG_ERROR_FIELD_SIZE,
+                    "%s.entries[%u]: record of %" G_GSIZE_FORMAT
+                    " bytes truncated to %" G_GSIZE_FORMAT, msg, index, len,
+                    avail);
+        return 0;
+    }
+    return len;
+}
+
 static gboolean check_log_chunk(const char *msg, const TvdMsgLogChunk *c,
                                 GError **error)
 {
@@ -166,15 +227,20 @@ static gboolean check_log_chunk(const char *msg, const TvdMsgLogChunk *c,
                     "set on a chunk without entries");
         return FALSE;
     }
+    /* Each entry must be exactly one record. */
     for (i = 0; i < n; i++) {
         GBytes *e = g_ptr_array_index(c->entries, i);
-        gsize sz = e ? g_bytes_get_size(e) : 0;
+        gsize sz = 0;
+        const guint8 *p = e ? g_bytes_get_data(e, &sz) : NULL;
+        gsize len = record_length(msg, i, p, sz, 0, error);
 
-        if (sz == 0 || sz > TVD_MSG_LOG_ENTRY_MAX) {
+        if (len == 0) {
+            return FALSE;
+        }
+        if (len != sz) {
             g_set_error(error, TVD_MSG_ERROR, TVD_MSG_ERROR_FIELD_SIZE,
-                        "%s.entries[%u]: %" G_GSIZE_FORMAT
-                        " bytes, allowed 1..%u", msg, i, sz,
-                        TVD_MSG_LOG_ENTRY_MAX);
+                        "%s.entries[%u]: %" G_GSIZE_FORMAT " bytes, but its "
+                        "record is %" G_GSIZE_FORMAT, msg, i, sz, len);
             return FALSE;
         }
     }
@@ -412,18 +478,21 @@ static GVariant *bytes_value(GBytes *b)
 
 static GVariant *log_chunk_value(const TvdMsgLogChunk *c)
 {
-    GVariantBuilder entries;
+    GByteArray *blob = g_byte_array_new();
     guint i;
 
-    g_variant_builder_init(&entries, G_VARIANT_TYPE("aay"));
     for (i = 0; c->entries && i < c->entries->len; i++) {
-        g_variant_builder_add_value(&entries,
-                                    bytes_value(g_ptr_array_index(c->entries,
-                                                                  i)));
+        gsize n;
+        const guint8 *p = g_bytes_get_data(g_ptr_array_index(c->entries, i),
+                                           &n);
+
+        g_byte_array_append(blob, p, (guint)n);
     }
-    return g_variant_new("(ytb@aay)", c->kind, (guint64)c->offset,
+    return g_variant_new("(ytb@ay)", c->kind, (guint64)c->offset,
                          c->more ? TRUE : FALSE,
-                         g_variant_builder_end(&entries));
+                         g_variant_new_from_bytes(
+                             G_VARIANT_TYPE_BYTESTRING,
+                             g_byte_array_free_to_bytes(blob), TRUE));
 }
 
 static GVariant *body_value(const TvdMsg *msg)
@@ -544,23 +613,33 @@ static GBytes *child_bytes(GVariant *tuple, gsize i)
 static gboolean take_log_chunk(const char *msg, GVariant *v,
                                TvdMsgLogChunk *c, GError **error)
 {
-    g_autoptr(GVariant) entries = NULL;
+    g_autoptr(GVariant) records = NULL;
+    g_autoptr(GBytes) blob = NULL;
+    const guint8 *p;
     gboolean more;
-    gsize n, i;
+    gsize size, off = 0;
 
-    g_variant_get(v, "(ytb@aay)", &c->kind, &c->offset, &more, &entries);
+    g_variant_get(v, "(ytb@ay)", &c->kind, &c->offset, &more, &records);
     c->more = more;
-    n = g_variant_n_children(entries);
-    if (n > TVD_MSG_LOG_ENTRIES_MAX) {
-        g_set_error(error, TVD_MSG_ERROR, TVD_MSG_ERROR_FIELD_COUNT,
-                    "%s.entries: %" G_GSIZE_FORMAT " entries, at most %u",
-                    msg, n, TVD_MSG_LOG_ENTRIES_MAX);
-        return FALSE;
-    }
-    c->entries = g_ptr_array_new_full((guint)n,
-                                      (GDestroyNotify)g_bytes_unref);
-    for (i = 0; i < n; i++) {
-        g_ptr_array_add(c->entries, child_bytes(entries, i));
+    blob = g_variant_get_data_as_bytes(records);
+    p = g_bytes_get_data(blob, &size);
+    c->entries = g_ptr_array_new_with_free_func(
+        (GDestroyNotify)g_bytes_unref);
+    while (off < size) {
+        gsize len;
+
+        if (c->entries->len == TVD_MSG_LOG_ENTRIES_MAX) {
+            g_set_error(error, TVD_MSG_ERROR, TVD_MSG_ERROR_FIELD_COUNT,
+                        "%s.entries: more than %u entries", msg,
+                        TVD_MSG_LOG_ENTRIES_MAX);
+            return FALSE;
+        }
+        len = record_length(msg, c->entries->len, p, size, off, error);
+        if (len == 0) {
+            return FALSE;
+        }
+        g_ptr_array_add(c->entries, g_bytes_new_from_bytes(blob, off, len));
+        off += len;
     }
     return TRUE;
 }

@@ -67,7 +67,7 @@ typedef enum {
 #define TVD_MSG_CREDENTIAL_CHALLENGE_TYPE   "(ayay)"
 #define TVD_MSG_CREDENTIAL_RESPONSE_TYPE    "(ay)"
 #define TVD_MSG_ATTEST_REQUEST_TYPE         "(ayquttas)"
-#define TVD_MSG_LOG_CHUNK_TYPE              "(ytbaay)"
+#define TVD_MSG_LOG_CHUNK_TYPE              "(ytbay)"
 #define TVD_MSG_EVIDENCE_TYPE               "(ayayqa(yay)a" \
                                             TVD_MSG_LOG_CHUNK_TYPE ")"
 #define TVD_MSG_MEMBERSHIP_TYPE             "(uusuu)"
@@ -92,7 +92,9 @@ typedef enum {
 #define TVD_MSG_SIGNATURE_MAX       1024u   /* TPMT_SIGNATURE, marshalled */
 #define TVD_MSG_LOGS_MAX            2u      /* log chunks per evidence: one per kind */
 #define TVD_MSG_LOG_ENTRIES_MAX     65536u  /* entries per chunk */
-#define TVD_MSG_LOG_ENTRY_MAX       8192u   /* bytes per entry */
+#define TVD_MSG_LOG_ENTRY_MAX       8192u   /* bytes per entry (one record) */
+#define TVD_MSG_LOG_RECORD_MIN      32u     /* pcr, digest, name and data lengths */
+#define TVD_MSG_LOG_NAME_MAX        255u    /* template name bytes (TCG_EVENT_NAME_LEN_MAX) */
 #define TVD_MSG_TEXT_MAX            256u    /* reason and error texts, bytes */
 
 /* TPM_ALG_ID of the PCR banks a request may select. */
@@ -120,7 +122,14 @@ typedef enum {
 #define TVD_CAP_PCR_SHA512          (G_GUINT64_CONSTANT(1) << 5)
 #define TVD_CAP_HOOK                (G_GUINT64_CONSTANT(1) << 6)  /* runs a membership hook */
 
-/* Log kinds: both carry binary ima-ng records (docs/protocol.md). */
+/*
+ * Log kinds: both carry binary IMA records as in the kernel's
+ * binary_runtime_measurements, little-endian (docs/protocol.md):
+ *   u32 pcr, 20-byte template digest, u32 name length (<= 255), name,
+ *   u32 data length, data.
+ * On the wire a chunk's records are one byte string, back to back; the
+ * decoder splits it at the record boundaries.
+ */
 typedef enum {
     TVD_LOG_IMA_NG                  = 1,    /* the kernel's IMA runtime log */
     TVD_LOG_AGENT_LIST              = 2,    /* the agent's own list */
@@ -184,7 +193,9 @@ typedef struct {
     guint8 kind;                        /* TvdLogKind */
     guint64 offset;                     /* index of entries[0] in the whole log */
     gboolean more;                      /* LOG_CHUNK messages of this kind follow */
-    GPtrArray *entries;                 /* of GBytes: binary ima-ng records; NULL = none */
+    GPtrArray *entries;                 /* of GBytes, one record each; NULL = none.
+                                         * Decoded entries reference the received
+                                         * buffer: copy them to keep them long. */
 } TvdMsgLogChunk;
 
 typedef struct {

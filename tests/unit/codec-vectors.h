@@ -13,6 +13,8 @@
  *   the tuple start, 1 byte wide while the tuple is under 256 bytes;
  * - an array of variable-size elements ends with the end offset of every
  *   element, in order; an array of bytes (ay) is just the bytes;
+ * - log records travel back to back in one ay: u32 pcr, 20-byte digest,
+ *   u32 name length, name, u32 data length, data (all little-endian);
  * - a variant (v) is its value's bytes, a 0 byte, then its type string.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -290,7 +292,7 @@ static inline void vec_attest_request(TvdMsg *m)
     r->paths[1] = g_strdup("/opt/app");
 }
 
-/* EVIDENCE, body (ayayqa(yay)a(ytbaay)) of 104 bytes. */
+/* EVIDENCE, body (ayayqa(yay)a(ytbay)) of 206 bytes. */
 static const guint8 vec_msg_evidence[] = {
     0x01, 0x00,                 /* envelope: protocol version 1 */
     0x05, 0x00,                 /* envelope: type EVIDENCE */
@@ -309,45 +311,76 @@ static const guint8 vec_msg_evidence[] = {
                                 /*   [1] ay digest, 20 bytes; ends at 42 */
     0x15, 0x2a,                 /*   array framing: 21, 42 */
     0x00, 0x00,                 /* 54 padding to 56 (the chunks hold a t) */
-    /* 56 a(ytbaay) logs (last member), 45 bytes, to 101: */
+    /* 56 a(ytbay) logs (last member), 147 bytes, to 203: */
     0x01,                       /*   [0] y kind IMA_NG */
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* padding */
     0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* [0] t offset 5 */
     0x00,                       /*   [0] b more FALSE */
-    0x45, 0x31,                 /*   [0] aay entries: "E1" ... */
-    0x45, 0x32, 0x32,           /*       ... "E22" */
-    0x02, 0x05,                 /*       entries framing: 2, 5; [0] ends at 24 */
-    0x02,                       /*   [1] y kind AGENT_LIST (24: 8-aligned) */
+                                /*   [0] ay records, 78 bytes: */
+    0x0a, 0x00, 0x00, 0x00,     /*     record 0: pcr 10 */
+    0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01,
+    0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01,
+                                /*     template digest */
+    0x06, 0x00, 0x00, 0x00,     /*     name length 6 */
+    'i', 'm', 'a', '-', 'n', 'g', /*   name */
+    0x02, 0x00, 0x00, 0x00,     /*     data length 2 */
+    'd', '1',                   /*     data (40 bytes in all) */
+    0x0a, 0x00, 0x00, 0x00,     /*     record 1: pcr 10 */
+    0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02,
+    0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02,
+                                /*     template digest */
+    0x06, 0x00, 0x00, 0x00,     /*     name length 6 */
+    'i', 'm', 'a', '-', 'n', 'g', /*   name */
+    0x00, 0x00, 0x00, 0x00,     /*     data length 0 (38 bytes); [0] ends at 95 */
+    0x00,                       /*   padding to 96 */
+    0x02,                       /*   [1] y kind AGENT_LIST */
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* padding */
     0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* [1] t offset 2 */
     0x01,                       /*   [1] b more TRUE */
-    0x41,                       /*   [1] aay entries: "A" */
-    0x01,                       /*       entries framing: 1; [1] ends at 43 */
-    0x18, 0x2b,                 /*   array framing: 24, 43 */
-    0x36,                       /* 101 framing: pcrs end at 54 */
-    0x08,                       /* 102 framing: signature ends at 8 */
-    0x04,                       /* 103 framing: attest ends at 4 */
+                                /*   [1] ay records, 32 bytes: */
+    0x0b, 0x00, 0x00, 0x00,     /*     record 0: pcr 11 */
+    0x03, 0x03, 0x03, 0x03, 0x03, 0x03, 0x03, 0x03, 0x03, 0x03,
+    0x03, 0x03, 0x03, 0x03, 0x03, 0x03, 0x03, 0x03, 0x03, 0x03,
+                                /*     template digest */
+    0x00, 0x00, 0x00, 0x00,     /*     name length 0 */
+    0x00, 0x00, 0x00, 0x00,     /*     data length 0; [1] ends at 145 */
+    0x5f, 0x91,                 /*   array framing: 95, 145 */
+    0x36,                       /* 203 framing: pcrs end at 54 */
+    0x08,                       /* 204 framing: signature ends at 8 */
+    0x04,                       /* 205 framing: attest ends at 4 */
     0x00,                       /* variant: separator */
     '(', 'a', 'y', 'a', 'y', 'q', 'a', '(', 'y', 'a', 'y', ')',
-    'a', '(', 'y', 't', 'b', 'a', 'a', 'y', ')', ')',
+    'a', '(', 'y', 't', 'b', 'a', 'y', ')', ')',
 };
 
-static inline GPtrArray *vec_entries(const char *const *e, guint n)
+/* One binary IMA record: pcr, 20 digest bytes of @fill, name, data. */
+static inline GBytes *vec_record(guint32 pcr, guint8 fill, const char *name,
+                                 const char *data)
 {
-    GPtrArray *a = g_ptr_array_new_with_free_func(
-        (GDestroyNotify)g_bytes_unref);
-    guint i;
+    GByteArray *r = g_byte_array_new();
+    guint8 u[4];
+    guint8 digest[20];
 
-    for (i = 0; i < n; i++) {
-        g_ptr_array_add(a, g_bytes_new(e[i], strlen(e[i])));
-    }
-    return a;
+    tvd_put_le32(u, pcr);
+    g_byte_array_append(r, u, 4);
+    memset(digest, fill, sizeof(digest));
+    g_byte_array_append(r, digest, sizeof(digest));
+    tvd_put_le32(u, (guint32)strlen(name));
+    g_byte_array_append(r, u, 4);
+    g_byte_array_append(r, (const guint8 *)name, (guint)strlen(name));
+    tvd_put_le32(u, (guint32)strlen(data));
+    g_byte_array_append(r, u, 4);
+    g_byte_array_append(r, (const guint8 *)data, (guint)strlen(data));
+    return g_byte_array_free_to_bytes(r);
+}
+
+static inline GPtrArray *vec_entries(void)
+{
+    return g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
 }
 
 static inline void vec_evidence(TvdMsg *m)
 {
-    static const char *const ima[] = { "E1", "E22" };
-    static const char *const agent[] = { "A" };
     TvdMsgEvidence *ev = &m->u.evidence;
     guint8 d[20];
 
@@ -367,14 +400,17 @@ static inline void vec_evidence(TvdMsg *m)
     ev->logs[0].kind = TVD_LOG_IMA_NG;
     ev->logs[0].offset = 5;
     ev->logs[0].more = FALSE;
-    ev->logs[0].entries = vec_entries(ima, 2);
+    ev->logs[0].entries = vec_entries();
+    g_ptr_array_add(ev->logs[0].entries, vec_record(10, 0x01, "ima-ng", "d1"));
+    g_ptr_array_add(ev->logs[0].entries, vec_record(10, 0x02, "ima-ng", ""));
     ev->logs[1].kind = TVD_LOG_AGENT_LIST;
     ev->logs[1].offset = 2;
     ev->logs[1].more = TRUE;
-    ev->logs[1].entries = vec_entries(agent, 1);
+    ev->logs[1].entries = vec_entries();
+    g_ptr_array_add(ev->logs[1].entries, vec_record(11, 0x03, "", ""));
 }
 
-/* LOG_CHUNK, body (ytbaay) of 21 bytes. */
+/* LOG_CHUNK, body (ytbay) of 58 bytes. */
 static const guint8 vec_msg_log_chunk[] = {
     0x01, 0x00,                 /* envelope: protocol version 1 */
     0x06, 0x00,                 /* envelope: type LOG_CHUNK */
@@ -383,22 +419,29 @@ static const guint8 vec_msg_log_chunk[] = {
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 1 padding to 8 */
     0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* 8 t offset 7 */
     0x00,                       /* 16 b more FALSE */
-    0x78, 0x79, 0x7a,           /* 17 aay entries: "xyz" (last member) */
-    0x03,                       /* 20 entries framing: 3 */
+                                /* 17 ay records (last member), 41 bytes: */
+    0x0a, 0x00, 0x00, 0x00,     /*    record 0: pcr 10 */
+    0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04,
+    0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04,
+                                /*    template digest */
+    0x06, 0x00, 0x00, 0x00,     /*    name length 6 */
+    'i', 'm', 'a', '-', 'n', 'g', /*  name */
+    0x03, 0x00, 0x00, 0x00,     /*    data length 3 */
+    'x', 'y', 'z',              /*    data */
     0x00,                       /* variant: separator */
-    '(', 'y', 't', 'b', 'a', 'a', 'y', ')',
+    '(', 'y', 't', 'b', 'a', 'y', ')',
 };
 
 static inline void vec_log_chunk(TvdMsg *m)
 {
-    static const char *const e[] = { "xyz" };
-
     memset(m, 0, sizeof(*m));
     m->type = TVD_MSG_LOG_CHUNK;
     m->u.log_chunk.kind = TVD_LOG_IMA_NG;
     m->u.log_chunk.offset = 7;
     m->u.log_chunk.more = FALSE;
-    m->u.log_chunk.entries = vec_entries(e, 1);
+    m->u.log_chunk.entries = vec_entries();
+    g_ptr_array_add(m->u.log_chunk.entries,
+                    vec_record(10, 0x04, "ima-ng", "xyz"));
 }
 
 /* MEMBERSHIP, body (uusuu) of 29 bytes. */

@@ -141,6 +141,9 @@ static void assert_decode_fails(GBytes *payload, gint code,
 
     g_assert_false(tvd_msg_decode(payload, &msg, &error));
     g_assert_error(error, TVD_MSG_ERROR, code);
+    if (needle && !strstr(error->message, needle)) {
+        g_printerr("# got \"%s\", want \"%s\"\n", error->message, needle);
+    }
     if (needle) {
         g_assert_nonnull(strstr(error->message, needle));
     }
@@ -219,7 +222,7 @@ static void test_body_types(void)
     guint t;
 
     g_assert_cmpstr(tvd_msg_body_type(TVD_MSG_EVIDENCE), ==,
-                    "(ayayqa(yay)a(ytbaay))");
+                    "(ayayqa(yay)a(ytbay))");
     g_assert_null(tvd_msg_body_type(0));
     g_assert_null(tvd_msg_body_type(TVD_MSG_TYPE_MAX + 1));
     for (t = 1; t <= TVD_MSG_TYPE_MAX; t++) {
@@ -289,13 +292,12 @@ static void test_oversize_encode(void)
     TvdMsg m = { .type = TVD_MSG_LOG_CHUNK };
     g_autoptr(GPtrArray) entries =
         g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-    g_autoptr(GBytes) entry = NULL;
-    guint8 *e = g_malloc(TVD_MSG_LOG_ENTRY_MAX);
+    g_autofree char *data = g_strnfill(TVD_MSG_LOG_ENTRY_MAX - 38, 'x');
+    g_autoptr(GBytes) entry = vec_record(10, 0, "ima-ng", data);
     guint i;
 
-    /* 1100 entries of 8 KiB: each within caps, 8.8 MB in all. */
-    memset(e, 'x', TVD_MSG_LOG_ENTRY_MAX);
-    entry = g_bytes_new_take(e, TVD_MSG_LOG_ENTRY_MAX);
+    /* 1100 records of 8 KiB: each within caps, 9 MB in all. */
+    g_assert_cmpuint(g_bytes_get_size(entry), ==, TVD_MSG_LOG_ENTRY_MAX);
     for (i = 0; i < 1100; i++) {
         g_ptr_array_add(entries, g_bytes_ref(entry));
     }
@@ -541,28 +543,38 @@ static GVariant *pcr_value(guint8 index, gsize len)
                                                    len, 1));
 }
 
+/* A chunk of @n records, each "ima-ng" with @data_len bytes of data. */
 static GVariant *chunk_value(guint8 kind, guint64 offset, gboolean more,
-                             guint n, gsize entry_len)
+                             guint n, gsize data_len)
 {
-    GVariantBuilder b;
-    g_autofree guint8 *z = g_malloc0(entry_len + 1);
+    g_autoptr(GByteArray) blob = g_byte_array_new();
+    g_autofree char *data = g_strnfill(data_len, 'd');
     guint i;
 
-    g_variant_builder_init(&b, G_VARIANT_TYPE("aay"));
     for (i = 0; i < n; i++) {
-        g_variant_builder_add_value(&b,
-                                    g_variant_new_fixed_array(
-                                        G_VARIANT_TYPE_BYTE, z, entry_len,
-                                        1));
+        g_autoptr(GBytes) r = vec_record(10, 0x5a, "ima-ng", data);
+
+        g_byte_array_append(blob, g_bytes_get_data(r, NULL),
+                            (guint)g_bytes_get_size(r));
     }
-    return g_variant_new("(ytb@aay)", kind, offset, more,
-                         g_variant_builder_end(&b));
+    return g_variant_new("(ytb@ay)", kind, offset, more,
+                         g_variant_new_fixed_array(G_VARIANT_TYPE_BYTE,
+                                                   blob->data, blob->len, 1));
+}
+
+/* A chunk whose records are @len raw bytes. */
+static GBytes *raw_chunk(const guint8 *blob, gsize len)
+{
+    return raw_message(1, TVD_MSG_LOG_CHUNK,
+                       g_variant_new("(ytb@ay)", 1, (guint64)0, FALSE,
+                                     g_variant_new_fixed_array(
+                                         G_VARIANT_TYPE_BYTE, blob, len, 1)));
 }
 
 static GBytes *raw_evidence(guint16 bank, GVariant *pcrs, GVariant *logs)
 {
     return raw_message(1, TVD_MSG_EVIDENCE,
-                       g_variant_new("(@ay@ayq@a(yay)@a(ytbaay))",
+                       g_variant_new("(@ay@ayq@a(yay)@a(ytbay))",
                                      g_variant_new_fixed_array(
                                          G_VARIANT_TYPE_BYTE, "ATST", 4, 1),
                                      g_variant_new_fixed_array(
@@ -588,7 +600,7 @@ static GVariant *chunk_array(guint n, const guint8 *kinds)
     GVariantBuilder b;
     guint i;
 
-    g_variant_builder_init(&b, G_VARIANT_TYPE("a(ytbaay)"));
+    g_variant_builder_init(&b, G_VARIANT_TYPE("a(ytbay)"));
     for (i = 0; i < n; i++) {
         g_variant_builder_add_value(&b, chunk_value(kinds[i], 0, FALSE, 1,
                                                     10));
@@ -662,9 +674,12 @@ static void test_evidence_fields(void)
 
 static void test_log_chunk_fields(void)
 {
+    /* Record 0 is a whole minimal record; the damage is in record 1. */
+    guint8 rec[2 * 40 + 300];
+    guint8 *r1 = rec + 32;
     struct {
         GBytes *b;
-        TvdMsgError code;
+        gint code;
         const char *needle;
     } cases[] = {
         { raw_message(1, TVD_MSG_LOG_CHUNK,
@@ -680,19 +695,21 @@ static void test_log_chunk_fields(void)
           TVD_MSG_ERROR_FIELD_VALUE, "LOG_CHUNK.offset" },
         { raw_message(1, TVD_MSG_LOG_CHUNK,
                       chunk_value(2, G_MAXUINT64 - 1, FALSE, 1, 1)), 0, NULL },
+        /* The largest record: 38 + 8154 = 8192 bytes; one more is too many. */
         { raw_message(1, TVD_MSG_LOG_CHUNK,
-                      chunk_value(1, 0, FALSE, 2, 0)),
-          TVD_MSG_ERROR_FIELD_SIZE, "LOG_CHUNK.entries[0]: 0 bytes" },
+                      chunk_value(1, 0, FALSE, 2, TVD_MSG_LOG_ENTRY_MAX - 38)),
+          0, NULL },
         { raw_message(1, TVD_MSG_LOG_CHUNK,
-                      chunk_value(1, 0, FALSE, 1, TVD_MSG_LOG_ENTRY_MAX + 1)),
-          TVD_MSG_ERROR_FIELD_SIZE, "entries[0]: 8193 bytes" },
+                      chunk_value(1, 0, FALSE, 1, TVD_MSG_LOG_ENTRY_MAX - 37)),
+          TVD_MSG_ERROR_FIELD_SIZE,
+          "LOG_CHUNK.entries[0]: record of 8193 bytes, at most 8192" },
+        { raw_message(1, TVD_MSG_LOG_CHUNK,
+                      chunk_value(1, 0, TRUE, TVD_MSG_LOG_ENTRIES_MAX, 0)),
+          0, NULL },
         { raw_message(1, TVD_MSG_LOG_CHUNK,
                       chunk_value(1, 0, FALSE, TVD_MSG_LOG_ENTRIES_MAX + 1,
-                                  1)),
-          TVD_MSG_ERROR_FIELD_COUNT, "LOG_CHUNK.entries: 65537 entries" },
-        { raw_message(1, TVD_MSG_LOG_CHUNK,
-                      chunk_value(1, 0, TRUE, TVD_MSG_LOG_ENTRIES_MAX, 1)),
-          0, NULL },
+                                  0)),
+          TVD_MSG_ERROR_FIELD_COUNT, "LOG_CHUNK.entries: more than 65536" },
     };
     guint i;
 
@@ -708,6 +725,65 @@ static void test_log_chunk_fields(void)
             tvd_msg_clear(&m);
         }
         g_bytes_unref(cases[i].b);
+    }
+
+    /* Damaged records, each in record 1 behind a good record 0. */
+    memset(rec, 0, sizeof(rec));
+    rec[0] = 10;
+    {
+        g_autoptr(GBytes) b = NULL;
+
+        /* Header cut short: 27 bytes after record 0. */
+        b = raw_chunk(rec, 32 + 27);
+        assert_decode_fails(b, TVD_MSG_ERROR_FIELD_SIZE,
+                            "LOG_CHUNK.entries[1]: 27 bytes, shorter than "
+                            "a record header");
+        g_clear_pointer(&b, g_bytes_unref);
+
+        /* Template name longer than the kernel allows. */
+        tvd_put_le32(r1 + 24, 256);
+        b = raw_chunk(rec, sizeof(rec));
+        assert_decode_fails(b, TVD_MSG_ERROR_FIELD_SIZE,
+                            "entries[1]: template name of 256 bytes");
+        g_clear_pointer(&b, g_bytes_unref);
+
+        /* Name running past the end. */
+        tvd_put_le32(r1 + 24, 10);
+        b = raw_chunk(rec, 32 + 28 + 12);
+        assert_decode_fails(b, TVD_MSG_ERROR_FIELD_SIZE,
+                            "entries[1]: record truncated in its template");
+        g_clear_pointer(&b, g_bytes_unref);
+
+        /* Data length of 4 GiB - 1: no overflow, just too large. */
+        tvd_put_le32(r1 + 24, 0);
+        tvd_put_le32(r1 + 28, G_MAXUINT32);
+        b = raw_chunk(rec, sizeof(rec));
+        assert_decode_fails(b, TVD_MSG_ERROR_FIELD_SIZE,
+                            "entries[1]: template data of 4294967295 bytes");
+        g_clear_pointer(&b, g_bytes_unref);
+
+        /* Data running past the end. */
+        tvd_put_le32(r1 + 28, 340);
+        b = raw_chunk(rec, sizeof(rec));
+        assert_decode_fails(b, TVD_MSG_ERROR_FIELD_SIZE,
+                            "entries[1]: record of 372 bytes truncated to 348");
+        g_clear_pointer(&b, g_bytes_unref);
+
+        /* And exactly fitting: two records. */
+        tvd_put_le32(r1 + 28, sizeof(rec) - 64);
+        b = raw_chunk(rec, sizeof(rec));
+        {
+            g_autoptr(GError) error = NULL;
+            TvdMsg m;
+
+            g_assert_true(tvd_msg_decode(b, &m, &error));
+            g_assert_no_error(error);
+            g_assert_cmpuint(m.u.log_chunk.entries->len, ==, 2);
+            g_assert_cmpuint(g_bytes_get_size(
+                                 g_ptr_array_index(m.u.log_chunk.entries,
+                                                   1)), ==, sizeof(rec) - 32);
+            tvd_msg_clear(&m);
+        }
     }
 }
 
@@ -800,6 +876,28 @@ static void test_encode_checks(void)
     g_ptr_array_set_size(m.u.log_chunk.entries, 0);
     m.u.log_chunk.more = TRUE;
     assert_encode_fails(&m, TVD_MSG_ERROR_FIELD_VALUE, "more");
+    tvd_msg_clear(&m);
+
+    /* Log entries must be exactly one record each. */
+    vec_log_chunk(&m);
+    g_ptr_array_add(m.u.log_chunk.entries, g_bytes_new("xyz", 3));
+    assert_encode_fails(&m, TVD_MSG_ERROR_FIELD_SIZE,
+                        "LOG_CHUNK.entries[1]: 3 bytes, shorter than");
+    tvd_msg_clear(&m);
+
+    vec_log_chunk(&m);
+    {
+        GBytes *r = g_ptr_array_index(m.u.log_chunk.entries, 0);
+        g_autoptr(GByteArray) longer = g_byte_array_new();
+
+        g_byte_array_append(longer, g_bytes_get_data(r, NULL),
+                            (guint)g_bytes_get_size(r));
+        g_byte_array_append(longer, (const guint8 *)"!", 1);
+        g_ptr_array_add(m.u.log_chunk.entries,
+                        g_bytes_new(longer->data, longer->len));
+    }
+    assert_encode_fails(&m, TVD_MSG_ERROR_FIELD_SIZE,
+                        "entries[1]: 42 bytes, but its record is 41");
     tvd_msg_clear(&m);
 
     vec_credential_response(&m);
