@@ -172,6 +172,10 @@ static gboolean read_string(Walker *w)
             return fail(w, TVD_POLICY_ERROR_SYNTAX, "unterminated string");
         }
         if (c == '"') {
+            if (w->scratch->len > TVD_POLICY_MAX_STRING) {  /* a last escape or UTF-8 */
+                return fail(w, TVD_POLICY_ERROR_TOO_LARGE,
+                            "string longer than %u bytes", TVD_POLICY_MAX_STRING);
+            }
             advance(w);
             return TRUE;
         }

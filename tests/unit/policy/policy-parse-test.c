@@ -503,6 +503,16 @@ static void test_cap_string(void)
                 (guint)strlen("  \"serial\": 7, \"description\": \"") + 1 +
                 TVD_POLICY_MAX_STRING);
     check_error(text2, strlen(text2), TVD_POLICY_ERROR_TOO_LARGE, "description", 3, 16);
+    /* a final multi-byte character or escape may not cross the cap either */
+    {
+        g_autofree char *fill = g_strnfill(TVD_POLICY_MAX_STRING - 1, 'x');
+        g_autofree char *l3 = g_strdup_printf("  \"serial\": 7, \"description\": \"%s\\u00e9\",",
+                                              fill);
+        g_autofree char *t3 = base_policy_with(3, l3);
+
+        check_error(t3, strlen(t3), TVD_POLICY_ERROR_TOO_LARGE, "description", 3,
+                    (guint)strlen(l3) - 1);
+    }
 }
 
 static void test_cap_rules(void)
