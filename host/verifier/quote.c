@@ -186,16 +186,24 @@ check_signature(TvdAkKey *key, const guint8 *attest, gsize attest_len,
         BIGNUM *s = BN_bin2bn(e->signatureS.buffer, e->signatureS.size, NULL);
         guint8 *p = der;
         int n = -1;
+        gboolean too_long = FALSE;
 
         if (es && r && s && ECDSA_SIG_set0(es, r, s)) {
             r = s = NULL;
-            if (i2d_ECDSA_SIG(es, NULL) <= (int)sizeof(der)) {
+            too_long = i2d_ECDSA_SIG(es, NULL) > (int)sizeof(der);
+            if (!too_long) {
                 n = i2d_ECDSA_SIG(es, &p);
             }
         }
         BN_free(r);
         BN_free(s);
         ECDSA_SIG_free(es);
+        if (too_long) {
+            g_set_error(error, TVD_VERIFY_ERROR, TVD_VERIFY_ERROR_MALFORMED,
+                        "ECDSA r (%u bytes) or s (%u bytes) too long",
+                        e->signatureR.size, e->signatureS.size);
+            return FALSE;
+        }
         if (n <= 0) {
             return tvd_crypto_fail(error, "ECDSA signature encoding");
         }

@@ -457,6 +457,28 @@ test_quote_structure(QuoteFixture *f, gconstpointer data)
     /* garbage sizes */
     g_assert_false(tvd_quote_verify(f->ak, d, 0, d, 1, NULL, NULL, &error));
     ERR(error, MALFORMED);
+    g_clear_error(&error);
+
+    if (GPOINTER_TO_UINT(data) == TPM2_ALG_ECDSA) {
+        /* ECDSA r and s of 128 bytes each: no P-256 signature */
+        guint8 big[4 + 2 * (2 + 128)];
+        g_autoptr(GBytes) big_sig = NULL;
+
+        memset(big, 0xff, sizeof(big));
+        big[0] = 0x00;
+        big[1] = 0x18;                  /* TPM_ALG_ECDSA */
+        big[2] = 0x00;
+        big[3] = 0x0b;                  /* SHA-256 */
+        big[4] = 0x00;
+        big[5] = 0x80;
+        big[4 + 2 + 128] = 0x00;
+        big[4 + 2 + 128 + 1] = 0x80;
+        big_sig = g_bytes_new(big, sizeof(big));
+        g_assert_false(VERIFY(f, f->attest, big_sig, f->nonce,
+                              TPM2_ALG_SHA256, f->select, f->pcrs, NULL,
+                              &error));
+        ERR(error, MALFORMED);
+    }
 }
 
 static void
