@@ -7,9 +7,10 @@
  *   u32 pcr | u8 template_hash[20] | u32 name_len | char name[name_len]
  *   | u32 data_len | u8 data[data_len]
  *
- * For the ima-ng and ima-sig templates, data is a sequence of fields, each
- * u32 len || bytes: d-ng ("<algo>:" NUL digest), n-ng (path with its NUL)
- * and, for ima-sig, sig (possibly empty). The template hash is SHA-1 over
+ * For the ima-ng, ima-sig and ima-buf templates, data is a sequence of
+ * fields, each u32 len || bytes: d-ng ("<algo>:" NUL digest), n-ng (path or
+ * event name with its NUL) and, for ima-sig, sig (possibly empty), for
+ * ima-buf, buf (the measured buffer, e.g. a kexec command line or a key). The template hash is SHA-1 over
  * data; a violation is logged with an all-zero template hash and extended
  * as all-0xff. The kernel extends the SHA-1 bank with the template hash and
  * every other bank with H_bank(data) (ima_calc_field_array_hash, Linux 5.8
@@ -33,6 +34,7 @@ tvd_ima_entry_free(TvdImaEntry *entry)
     }
     g_clear_pointer(&entry->template_data, g_bytes_unref);
     g_clear_pointer(&entry->sig, g_bytes_unref);
+    g_clear_pointer(&entry->buf, g_bytes_unref);
     g_free(entry->path);
     g_free(entry);
 }
@@ -54,12 +56,12 @@ fail(GError **error, int code, const char *what, gsize off)
     return PARSE_ERROR;
 }
 
-/* The fields of ima-ng / ima-sig template data. */
+/* The fields of ima-ng / ima-sig / ima-buf template data. */
 static gboolean
-parse_fields(TvdImaEntry *e, const guint8 *d, gsize len, gboolean sig,
+parse_fields(TvdImaEntry *e, const guint8 *d, gsize len, gboolean third,
              const TvdImaLimits *limits, GError **error)
 {
-    gsize off = 0, n_fields = sig ? 3 : 2;
+    gsize off = 0, n_fields = third ? 3 : 2;
 
     for (gsize f = 0; f < n_fields; f++) {
         guint32 flen;
@@ -112,7 +114,12 @@ parse_fields(TvdImaEntry *e, const guint8 *d, gsize len, gboolean sig,
             }
             e->path = g_strndup((const char *)p, flen - 1);
         } else if (flen > 0) {
-            e->sig = g_bytes_new(p, flen);
+            /* ima-sig: the file's signature; ima-buf: the buffer measured */
+            if (strcmp(e->template_name, "ima-buf") == 0) {
+                e->buf = g_bytes_new(p, flen);
+            } else {
+                e->sig = g_bytes_new(p, flen);
+            }
         }
     }
     if (off != len) {
@@ -176,12 +183,13 @@ parse_one(const guint8 *buf, gsize len, gsize *poff,
                     "NUL in template name", start);
     }
     if (strcmp(e->template_name, "ima-ng") != 0 &&
-        strcmp(e->template_name, "ima-sig") != 0) {
+        strcmp(e->template_name, "ima-sig") != 0 &&
+        strcmp(e->template_name, "ima-buf") != 0) {
         return fail(error, TVD_VERIFY_ERROR_LOG_MALFORMED,
-                    "template is neither ima-ng nor ima-sig", start);
+                    "template is not ima-ng, ima-sig or ima-buf", start);
     }
     if (!parse_fields(e, data, data_len,
-                      strcmp(e->template_name, "ima-sig") == 0, limits,
+                      strcmp(e->template_name, "ima-ng") != 0, limits,
                       error)) {
         return PARSE_ERROR;
     }

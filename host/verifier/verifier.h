@@ -7,7 +7,8 @@
  *  - quote verification (TPMS_ATTEST + TPMT_SIGNATURE);
  *  - single-use nonces with expiry;
  *  - EK certificate chain and key checks;
- *  - IMA binary measurement log parsing (ima-ng, ima-sig) and PCR replay.
+ *  - IMA binary measurement log parsing (ima-ng, ima-sig, ima-buf) and PCR
+ *    replay.
  *
  * All cryptography is OpenSSL 3; libtss2-mu only unmarshals TPM structures.
  * Every rejection is a GError in TVD_VERIFY_ERROR whose code is one of
@@ -228,6 +229,9 @@ gboolean tvd_ek_cert_verify(const guint8 *cert, gsize cert_len,
 
 /* ---- IMA measurement logs ------------------------------------------------------ */
 
+/* Templates accepted: ima-ng (d-ng|n-ng), ima-sig (d-ng|n-ng|sig) and
+ * ima-buf (d-ng|n-ng|buf). */
+
 #define TVD_IMA_TEMPLATE_NAME_MAX   15u     /* IMA_TEMPLATE_NAME_LEN_MAX */
 #define TVD_IMA_SHA1_LEN            20u
 
@@ -251,6 +255,7 @@ typedef struct {
     gsize digest_len;
     char *path;                     /* n-ng, valid UTF-8 not required; NUL-free */
     GBytes *sig;                    /* ima-sig signature field, NULL if empty */
+    GBytes *buf;                    /* ima-buf buffer field, NULL if empty */
     gboolean violation;             /* template hash all zero */
 } TvdImaEntry;
 

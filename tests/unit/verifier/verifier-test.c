@@ -715,9 +715,9 @@ put_le32(GByteArray *a, guint32 v)
     g_byte_array_append(a, b, 4);
 }
 
-/* An ima-sig record, built field by field. */
+/* An ima-sig (or ima-buf) record, built field by field. */
 static GBytes *
-ima_sig_record(const char *path, gsize sig_len)
+ima3_record(const char *template, const char *path, gsize sig_len)
 {
     g_autoptr(GByteArray) data = g_byte_array_new();
     GByteArray *rec = g_byte_array_new();
@@ -740,7 +740,7 @@ ima_sig_record(const char *path, gsize sig_len)
     put_le32(rec, 10);
     g_byte_array_append(rec, th, 20);
     put_le32(rec, 7);
-    g_byte_array_append(rec, (const guint8 *)"ima-sig", 7);
+    g_byte_array_append(rec, (const guint8 *)template, 7);
     put_le32(rec, data->len);
     g_byte_array_append(rec, data->data, data->len);
     return g_byte_array_free_to_bytes(rec);
@@ -764,7 +764,7 @@ make_log(guint n_files)
         } else if (i == 3) {
             r = tvd_synth_ima_record(10, "/tmp/violated", digest, TRUE);
         } else if (i == 5) {
-            r = ima_sig_record("/usr/lib/signed.so", i == 5 ? 9 : 0);
+            r = ima3_record("ima-sig", "/usr/lib/signed.so", 9);
         } else if (i == 6) {
             r = tvd_synth_ima_record(11, "/other/pcr", digest, FALSE);
         } else {
@@ -874,6 +874,31 @@ test_ima_limits(void)
     g_assert_false(tvd_ima_log_parse(log->data, log->len, &l, FALSE, out,
                                      NULL, &error));
     ERR(error, LOG_LIMIT);
+}
+
+static void
+test_ima_templates(void)
+{
+    g_autoptr(GBytes) buf = ima3_record("ima-buf", "kexec-cmdline", 13);
+    g_autoptr(GBytes) nosig = ima3_record("ima-sig", "/bin/unsigned", 0);
+    g_autoptr(GBytes) other = ima3_record("ima-xyz", "/bin/x", 0);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(TvdImaEntry) e = NULL, f = NULL;
+
+    e = tvd_ima_entry_parse(g_bytes_get_data(buf, NULL),
+                            g_bytes_get_size(buf), NULL, &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(e->template_name, ==, "ima-buf");
+    g_assert_cmpstr(e->path, ==, "kexec-cmdline");
+    g_assert_cmpuint(g_bytes_get_size(e->buf), ==, 13);
+    g_assert_null(e->sig);
+    f = tvd_ima_entry_parse(g_bytes_get_data(nosig, NULL),
+                            g_bytes_get_size(nosig), NULL, &error);
+    g_assert_no_error(error);
+    g_assert_null(f->sig);
+    g_assert_null(tvd_ima_entry_parse(g_bytes_get_data(other, NULL),
+                                      g_bytes_get_size(other), NULL, &error));
+    ERR(error, LOG_MALFORMED);
 }
 
 static void
@@ -1172,6 +1197,7 @@ main(int argc, char **argv)
     g_test_add_func("/verifier/ek-cert", test_ek_cert);
     g_test_add_func("/verifier/ima/parse", test_ima_parse);
     g_test_add_func("/verifier/ima/limits", test_ima_limits);
+    g_test_add_func("/verifier/ima/templates", test_ima_templates);
     g_test_add_func("/verifier/ima/malformed", test_ima_malformed);
     g_test_add_func("/verifier/ima/replay-sha256", test_ima_replay_sha256);
     g_test_add_func("/verifier/ima/replay-sha1", test_ima_replay_sha1);
