@@ -14,6 +14,10 @@
 
 #include <glib/gstdio.h>
 
+#ifdef HAVE_POLICY
+#include "policy.h"
+#endif
+
 /* Exit codes of docs/tvdctl.md (repeated here on purpose: a change there
  * must be a deliberate change here). */
 enum {
@@ -520,6 +524,52 @@ static void test_offline(ApiFixture *f, gconstpointer data)
     g_assert_cmpint(r.exit_code, ==, EXIT_OK);
     g_assert_true(g_file_test(sig, G_FILE_TEST_IS_REGULAR));
     ctl_result_clear(&r);
+#ifdef HAVE_POLICY
+    {
+        /* The signature verifies with the public key over the policy's
+         * exact bytes, and not over other bytes. */
+        g_autofree char *pub = g_strconcat(prefix, ".pub", NULL);
+        g_autofree char *pem = NULL, *policy = NULL, *sigtext = NULL;
+        g_autoptr(TvdPolicyTrustStore) store = tvd_policy_trust_store_new();
+        g_autoptr(GError) error = NULL;
+        gsize pem_len, policy_len, sig_len;
+
+        g_assert_true(g_file_get_contents(pub, &pem, &pem_len, NULL));
+        g_assert_true(g_file_get_contents(p, &policy, &policy_len, NULL));
+        g_assert_true(g_file_get_contents(sig, &sigtext, &sig_len, NULL));
+        g_assert_true(tvd_policy_trust_store_add_pem(store, pem, pem_len,
+                                                     "admin", &error));
+        g_assert_no_error(error);
+        g_assert_true(tvd_policy_trust_store_verify(store, policy, policy_len,
+                                                    sigtext, sig_len, NULL,
+                                                    &error));
+        g_assert_no_error(error);
+        g_assert_false(tvd_policy_trust_store_verify(store, "{}", 2, sigtext,
+                                                     sig_len, NULL, &error));
+        g_assert_nonnull(error);
+    }
+#endif
+    /* --out, and a P-256 key. */
+    {
+        g_autofree char *p256 = g_build_filename(f->dir, "ecdsa", NULL);
+        g_autofree char *p256_key = g_strconcat(p256, ".key", NULL);
+        g_autofree char *out = g_build_filename(f->dir, "other.sig", NULL);
+
+        run_tvdctl(NULL, &r, "domain", "keygen", "--out", p256, "--type",
+                   "p256", NULL);
+        g_assert_cmpint(r.exit_code, ==, EXIT_OK);
+        g_assert_nonnull(strstr(r.out, "key_id:"));
+        ctl_result_clear(&r);
+        run_tvdctl(NULL, &r, "domain", "sign", "--key", p256_key, "--policy",
+                   p, "--out", out, NULL);
+        g_assert_cmpint(r.exit_code, ==, EXIT_OK);
+        g_assert_true(g_file_test(out, G_FILE_TEST_IS_REGULAR));
+        ctl_result_clear(&r);
+        run_tvdctl(NULL, &r, "domain", "keygen", "--out", p256, "--type",
+                   "rsa", NULL);
+        g_assert_cmpint(r.exit_code, ==, EXIT_USAGE);
+        ctl_result_clear(&r);
+    }
     /* A second keygen onto the same files must refuse. */
     run_tvdctl(NULL, &r, "domain", "keygen", "--out", prefix, NULL);
     g_assert_cmpint(r.exit_code, ==, EXIT_LOCAL);
