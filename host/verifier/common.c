@@ -144,3 +144,20 @@ tvd_hash(TPM2_ALG_ID alg, const guint8 *a, gsize a_len, const guint8 *b,
     }
     return TRUE;
 }
+
+void
+tvd_mu_quiet(void)
+{
+    static gsize once;
+
+    /* libtss2-mu logs a WARNING line to stderr for every malformed
+     * structure; evidence comes from guests, so keep its log out of the
+     * supervisor's (our own errors say what failed). TSS2_LOG set by the
+     * operator wins. Done once, before the first unmarshal. */
+    if (g_once_init_enter(&once)) {
+        if (!g_getenv("TSS2_LOG")) {
+            g_setenv("TSS2_LOG", "marshal+none", FALSE);
+        }
+        g_once_init_leave(&once, 1);
+    }
+}

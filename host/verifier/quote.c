@@ -284,6 +284,7 @@ tvd_quote_check_attest(const guint8 *attest, gsize attest_len,
                     "signature hash 0x%04x not supported", sig_hash);
         return FALSE;
     }
+    tvd_mu_quiet();
     if (Tss2_MU_TPMS_ATTEST_Unmarshal(attest, attest_len, &off, &at) !=
             TSS2_RC_SUCCESS ||
         off != attest_len) {
@@ -367,6 +368,7 @@ tvd_quote_verify(TvdAkKey *ak, const guint8 *attest, gsize attest_len,
                     TVD_SIGNATURE_MAX);
         return FALSE;
     }
+    tvd_mu_quiet();
     if (Tss2_MU_TPMT_SIGNATURE_Unmarshal(signature, signature_len, &off,
                                          &sig) != TSS2_RC_SUCCESS ||
         off != signature_len) {

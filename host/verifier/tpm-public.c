@@ -206,6 +206,7 @@ tvd_tpm_public_parse(const guint8 *buf, gsize len, GError **error)
         return NULL;
     }
     memset(&in, 0, sizeof(in));
+    tvd_mu_quiet();
     rc = Tss2_MU_TPM2B_PUBLIC_Unmarshal(buf, len, &off, &in);
     if (rc != TSS2_RC_SUCCESS || off != len || in.size != len - 2) {
         g_set_error(error, TVD_VERIFY_ERROR, TVD_VERIFY_ERROR_MALFORMED,

@@ -16,6 +16,9 @@ const char *tvd_tpm_hash_name(TPM2_ALG_ID alg);
 gboolean tvd_hash(TPM2_ALG_ID alg, const guint8 *a, gsize a_len,
                   const guint8 *b, gsize b_len, guint8 *out, GError **error);
 
+/* Silences libtss2-mu's own logging of malformed input (once). */
+void tvd_mu_quiet(void);
+
 /* OpenSSL group name and field size in bytes of a TPM curve. */
 gboolean tvd_tpm_ecc_curve(TPM2_ECC_CURVE curve, const char **group,
                            gsize *field);
