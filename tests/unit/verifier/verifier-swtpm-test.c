@@ -38,6 +38,7 @@ static const char *const tools[] = {
     "swtpm", "tpm2_createek", "tpm2_createak", "tpm2_activatecredential",
     "tpm2_startauthsession", "tpm2_policysecret", "tpm2_flushcontext",
     "tpm2_quote", "tpm2_pcrextend", "tpm2_pcrread", "tpm2_nvread",
+    "tpm2_createprimary", "tpm2_create", "tpm2_load",
 };
 
 typedef struct {
@@ -451,6 +452,77 @@ check_credential(Tpm *t, const char *alg)
     }
 }
 
+/* The ECC EK of swtpm_setup's certificate is NIST P-384 with SHA-384 and
+ * AES-256 (TCG template H-2), whose PolicyOR policy tpm2-tools cannot
+ * satisfy; the crypto is the same for a primary key of the same type and
+ * algorithms in the endorsement hierarchy with password authorisation, so
+ * that is what proves MakeCredential for P-384 / SHA-384 / AES-256. */
+static void
+test_credential_ecc384(Tpm *t, gconstpointer data)
+{
+    static const guint8 header[8] = { 0xba, 0xdc, 0xc0, 0xde, 0, 0, 0, 1 };
+    g_autoptr(GBytes) ek_pub = NULL, ak_name = NULL;
+    g_autoptr(TvdTpmPublic) ek = NULL;
+    g_autoptr(GError) error = NULL;
+    guint8 secret[48];
+    gsize name_len;
+    const guint8 *name;
+
+    (void)data;
+    if (!t->up) {
+        return;
+    }
+    g_assert_true(RUN(t, "tpm2_createprimary", "-C", "e", "-G",
+                      "ecc384:aes256cfb", "-g", "sha384", "-a",
+                      "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|"
+                      "restricted|decrypt", "-c", "ek.ctx", "-o", "ek.pub",
+                      "-f", "tss"));
+    flush(t);
+    g_assert_true(RUN(t, "tpm2_create", "-C", "ek.ctx", "-G",
+                      "ecc256:ecdsa-sha256:null", "-g", "sha256", "-a",
+                      "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|"
+                      "restricted|sign", "-u", "ak.pub", "-r", "ak.priv"));
+    flush(t);
+    g_assert_true(RUN(t, "tpm2_load", "-C", "ek.ctx", "-u", "ak.pub", "-r",
+                      "ak.priv", "-c", "ak.ctx", "-n", "ak.name"));
+    flush(t);
+    ek_pub = slurp(t, "ek.pub");
+    ak_name = slurp(t, "ak.name");
+    ek = tvd_tpm_public_parse(g_bytes_get_data(ek_pub, NULL),
+                              g_bytes_get_size(ek_pub), &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(tvd_tpm_public_area(ek)->nameAlg, ==, TPM2_ALG_SHA384);
+    name = g_bytes_get_data(ak_name, &name_len);
+    g_assert_cmpint(RAND_bytes(secret, sizeof(secret)), ==, 1);
+
+    for (int good = 1; good >= 0; good--) {
+        g_autoptr(GBytes) id = NULL, enc = NULL, out = NULL;
+        g_autoptr(GByteArray) file = g_byte_array_new();
+        g_autofree guint8 *bad_name = g_memdup2(name, name_len);
+        gboolean ok;
+
+        bad_name[name_len - 1] ^= (guint8)!good;
+        g_assert_true(tvd_make_credential(ek, bad_name, name_len, secret,
+                                          sizeof(secret), &id, &enc, &error));
+        g_assert_no_error(error);
+        g_byte_array_append(file, header, sizeof(header));
+        g_byte_array_append(file, g_bytes_get_data(id, NULL),
+                            (guint)g_bytes_get_size(id));
+        g_byte_array_append(file, g_bytes_get_data(enc, NULL),
+                            (guint)g_bytes_get_size(enc));
+        spit(t, "cred.bin", file->data, file->len);
+        ok = RUN(t, "tpm2_activatecredential", "-c", "ak.ctx", "-C", "ek.ctx",
+                 "-i", "cred.bin", "-o", "secret.out");
+        flush(t);
+        g_assert_cmpint(ok, ==, good);
+        if (good) {
+            out = slurp(t, "secret.out");
+            g_assert_cmpmem(g_bytes_get_data(out, NULL),
+                            g_bytes_get_size(out), secret, sizeof(secret));
+        }
+    }
+}
+
 static void
 test_credential_rsa(Tpm *t, gconstpointer data)
 {
@@ -768,6 +840,8 @@ main(int argc, char **argv)
                test_credential_rsa, tpm_teardown);
     g_test_add("/verifier/swtpm/credential/ecc", Tpm, NULL, tpm_setup,
                test_credential_ecc, tpm_teardown);
+    g_test_add("/verifier/swtpm/credential/ecc384", Tpm, NULL, tpm_setup,
+               test_credential_ecc384, tpm_teardown);
     g_test_add("/verifier/swtpm/quote/rsa", Tpm, NULL, tpm_setup,
                test_quote_rsa, tpm_teardown);
     g_test_add("/verifier/swtpm/quote/ecc", Tpm, NULL, tpm_setup,
