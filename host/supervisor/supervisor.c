@@ -1153,13 +1153,24 @@ gboolean tvd_supervisor_start(TvdSupervisor *sup, GError **error)
         return FALSE;
     }
     {
+        /*
+         * swtpm_localca signs EK certificates with its intermediate
+         * (issuercert.pem), not with the root: the verifier needs both to
+         * build the chain (each is a trust anchor, see tvd_ek_cert_verify).
+         */
+        g_autofree char *ca_dir = g_path_get_dirname(sup->ca_root);
+        g_autofree char *issuer = g_build_filename(ca_dir, "issuercert.pem",
+                                                   NULL);
         g_autofree char *pem = NULL;
-        gsize len;
+        g_autofree char *issuer_pem = NULL;
+        char *both;
 
-        if (!g_file_get_contents(sup->ca_root, &pem, &len, error)) {
+        if (!g_file_get_contents(sup->ca_root, &pem, NULL, error) ||
+            !g_file_get_contents(issuer, &issuer_pem, NULL, error)) {
             return FALSE;
         }
-        sup->shared.ca_pem = g_bytes_new_take(g_steal_pointer(&pem), len);
+        both = g_strconcat(pem, "\n", issuer_pem, NULL);
+        sup->shared.ca_pem = g_bytes_new_take(both, strlen(both));
     }
     if (!tvd_domains_load(sup->domains, error)) {
         return FALSE;
