@@ -127,6 +127,16 @@ static void test_health(ApiFixture *f, gconstpointer data)
     }
     ctl_result_clear(&r);
 
+    /* $TVD_SOCKET when there is no --socket; --socket wins over it. */
+    run_tvdctl_env(f->socket_path, &r, "health", NULL);
+    g_assert_cmpint(r.exit_code, ==, EXIT_OK);
+    ctl_result_clear(&r);
+    run_tvdctl_env(f->socket_path, &r, "--socket", "/nonexistent/tvd.sock",
+                   "health", NULL);
+    g_assert_cmpint(r.exit_code, ==, EXIT_CONNECT);
+    g_assert_nonnull(strstr(r.err, "/nonexistent/tvd.sock"));
+    ctl_result_clear(&r);
+
     /* --socket after the verb works too. */
     run_tvdctl(NULL, &r, "health", "--socket", f->socket_path, NULL);
     g_assert_cmpint(r.exit_code, ==, EXIT_OK);

@@ -801,6 +801,7 @@ void ctl_result_clear(CtlResult *r)
 typedef struct {
     GPtrArray *argv;
     CtlResult *r;
+    const char *env_socket;
 } CtlJob;
 
 static gpointer ctl_job(gpointer p)
@@ -814,6 +815,9 @@ static gpointer ctl_job(gpointer p)
 
     /* The test's own environment must not leak a socket in. */
     g_subprocess_launcher_unsetenv(l, "TVD_SOCKET");
+    if (j->env_socket) {
+        g_subprocess_launcher_setenv(l, "TVD_SOCKET", j->env_socket, TRUE);
+    }
     proc = g_subprocess_launcher_spawnv(l,
                                         (const char *const *)j->argv->pdata,
                                         &error);
@@ -826,12 +830,12 @@ static gpointer ctl_job(gpointer p)
     return NULL;
 }
 
-gboolean run_tvdctl(const char *socket_path, CtlResult *r, ...)
+static gboolean run_tvdctl_va(const char *socket_path, const char *env_socket,
+                              CtlResult *r, va_list ap)
 {
     const char *exe = g_getenv("TVDCTL");
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    CtlJob j = { argv, r };
-    va_list ap;
+    CtlJob j = { argv, r, env_socket };
     const char *a;
 
     memset(r, 0, sizeof(*r));
@@ -844,16 +848,36 @@ gboolean run_tvdctl(const char *socket_path, CtlResult *r, ...)
         g_ptr_array_add(argv, (gpointer)"--socket");
         g_ptr_array_add(argv, (gpointer)socket_path);
     }
-    va_start(ap, r);
     while ((a = va_arg(ap, const char *))) {
         g_ptr_array_add(argv, (gpointer)a);
     }
-    va_end(ap);
     g_ptr_array_add(argv, NULL);
     run_client(ctl_job, &j);
     g_test_message("tvdctl -> %d\nstdout: %s\nstderr: %s", r->exit_code,
                    r->out, r->err);
     return TRUE;
+}
+
+gboolean run_tvdctl(const char *socket_path, CtlResult *r, ...)
+{
+    va_list ap;
+    gboolean ok;
+
+    va_start(ap, r);
+    ok = run_tvdctl_va(socket_path, NULL, r, ap);
+    va_end(ap);
+    return ok;
+}
+
+gboolean run_tvdctl_env(const char *env_socket, CtlResult *r, ...)
+{
+    va_list ap;
+    gboolean ok;
+
+    va_start(ap, r);
+    ok = run_tvdctl_va(NULL, env_socket, r, ap);
+    va_end(ap);
+    return ok;
 }
 
 JsonNode *ctl_json(const CtlResult *r)

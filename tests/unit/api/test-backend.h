@@ -94,6 +94,9 @@ void ctl_result_clear(CtlResult *r);
  * NULL: no --socket. Skips the test (returns FALSE) without $TVDCTL. */
 gboolean run_tvdctl(const char *socket_path, CtlResult *r, ...)
     G_GNUC_NULL_TERMINATED;
+/* As run_tvdctl() without --socket, with $TVD_SOCKET set to @env_socket. */
+gboolean run_tvdctl_env(const char *env_socket, CtlResult *r, ...)
+    G_GNUC_NULL_TERMINATED;
 /* Parses r->out as one JSON document (asserts). */
 JsonNode *ctl_json(const CtlResult *r);
 
