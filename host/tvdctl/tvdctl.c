@@ -45,7 +45,9 @@ static const struct {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "Usage: tvdctl [--socket PATH] COMMAND [OPTIONS] [--json]\n\n"
+    fprintf(f, "Usage: tvdctl [--socket PATH | --url https://HOST:PORT "
+               "--tls-cert FILE --tls-key FILE [--tls-ca FILE]]\n"
+               "              COMMAND [OPTIONS] [--json]\n\n"
                "Commands:\n");
     for (size_t i = 0; i < G_N_ELEMENTS(groups); i++) {
         for (const TvdctlVerb *v = groups[i].verbs; v->fn; v++) {
@@ -61,7 +63,9 @@ static void usage(FILE *f)
     }
     fprintf(f, "\nEvery command takes --json (the API's JSON on stdout) and "
                "--socket PATH.\nThe socket defaults to $TVD_SOCKET, else "
-               TVDCTL_DEFAULT_SOCKET ".\n\nExit codes:\n");
+               TVDCTL_DEFAULT_SOCKET ".\n--url (or $TVD_URL) talks to the "
+               "supervisor's TCP listener with mutual TLS instead.\n\n"
+               "Exit codes:\n");
     for (size_t i = 0; i < G_N_ELEMENTS(exit_codes); i++) {
         fprintf(f, "  %2d  %s\n", exit_codes[i].code, exit_codes[i].meaning);
     }
@@ -77,9 +81,57 @@ static void group_usage(FILE *f, const TvdctlGroup *grp)
     }
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define TVDCTL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TVDCTL_ASAN 1
+#endif
+#endif
+
+/*
+ * Sanitized builds only: TLS handshakes ran on GLib's pool threads, which
+ * hold dynamic TLS of the dlopen()ed GnuTLS module. LeakSanitizer (clang
+ * 14) crashes on such live threads at exit with glibc >= 2.35. A pool
+ * thread leaves its pool half a second after its last task; with no unused
+ * threads allowed it then exits. Production builds exit at once.
+ */
+static void quiesce_tls_threads(void)
+{
+#ifdef TVDCTL_ASAN
+    g_thread_pool_set_max_unused_threads(0);
+    g_usleep(700 * 1000);
+    g_thread_pool_stop_unused_threads();
+    g_usleep(50 * 1000);
+#endif
+}
+
 static void global_clear(TvdctlGlobal *g)
 {
     g_clear_pointer(&g->socket_path, g_free);
+    g_clear_pointer(&g->url, g_free);
+    g_clear_pointer(&g->cert, g_free);
+    g_clear_pointer(&g->key, g_free);
+    g_clear_pointer(&g->cacert, g_free);
+}
+
+/* "--name VALUE" or "--name=VALUE" at argv[*i] into *out. */
+static gboolean global_string(int argc, char **argv, int *i, const char *name,
+                              char **out)
+{
+    size_t n = strlen(name);
+
+    if (strcmp(argv[*i], name) == 0 && *i + 1 < argc) {
+        g_free(*out);
+        *out = g_strdup(argv[++*i]);
+        return TRUE;
+    }
+    if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=') {
+        g_free(*out);
+        *out = g_strdup(argv[*i] + n + 1);
+        return TRUE;
+    }
+    return FALSE;
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(TvdctlGlobal, global_clear)
@@ -90,11 +142,13 @@ int main(int argc, char **argv)
     const TvdctlGroup *grp = NULL;
     const TvdctlVerb *verb = NULL;
     const char *env;
-    int i = 1;
+    int i = 1, rc;
 
     setlocale(LC_ALL, "");
     env = g_getenv("TVD_SOCKET");
     g.socket_path = g_strdup(env && env[0] ? env : TVDCTL_DEFAULT_SOCKET);
+    env = g_getenv("TVD_URL");
+    g.url = env && env[0] ? g_strdup(env) : NULL;
 
     /* Global options come before the command. */
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -104,12 +158,12 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--version") == 0) {
             printf("tvdctl %s (API %s)\n", TVD_VERSION, "v1");
             return TVDCTL_EXIT_OK;
-        } else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
-            g_free(g.socket_path);
-            g.socket_path = g_strdup(argv[++i]);
-        } else if (g_str_has_prefix(argv[i], "--socket=")) {
-            g_free(g.socket_path);
-            g.socket_path = g_strdup(argv[i] + strlen("--socket="));
+        } else if (global_string(argc, argv, &i, "--socket", &g.socket_path) ||
+                   global_string(argc, argv, &i, "--url", &g.url) ||
+                   global_string(argc, argv, &i, "--tls-cert", &g.cert) ||
+                   global_string(argc, argv, &i, "--tls-key", &g.key) ||
+                   global_string(argc, argv, &i, "--tls-ca", &g.cacert)) {
+            continue;
         } else {
             fprintf(stderr, "tvdctl: unknown option %s\n\n", argv[i]);
             usage(stderr);
@@ -154,5 +208,9 @@ int main(int argc, char **argv)
         group_usage(stderr, grp);
         return TVDCTL_EXIT_USAGE;
     }
-    return verb->fn(&g, argc - i, argv + i);
+    rc = verb->fn(&g, argc - i, argv + i);
+    if (g.url) {
+        quiesce_tls_threads();
+    }
+    return rc;
 }

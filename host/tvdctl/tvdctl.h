@@ -47,6 +47,12 @@ typedef enum {
 /* Options every verb has. */
 typedef struct {
     char *socket_path;
+    /* TCP with mutual TLS instead of the socket: https://HOST:PORT, the
+     * client certificate and key (PEM) and the CA of the server's. */
+    char *url;
+    char *cert;
+    char *key;
+    char *cacert;
     gboolean json;
 } TvdctlGlobal;
 

@@ -23,13 +23,23 @@ gboolean tvdctl_parse(TvdctlGlobal *g, const char *cmd, const char *synopsis,
                       const char *summary, const GOptionEntry *entries,
                       int *argc, char ***argv)
 {
-    g_autofree char *socket = NULL;
+    g_autofree char *socket = NULL, *url = NULL, *cert = NULL;
+    g_autofree char *key = NULL, *cacert = NULL;
     const GOptionEntry common[] = {
         { "json", 0, 0, G_OPTION_ARG_NONE, &g->json,
           "Print the API's JSON document", NULL },
         { "socket", 0, 0, G_OPTION_ARG_FILENAME, &socket,
           "Supervisor socket (default $TVD_SOCKET or "
           TVDCTL_DEFAULT_SOCKET ")", "PATH" },
+        { "url", 0, 0, G_OPTION_ARG_STRING, &url,
+          "The supervisor's TCP listener instead (mutual TLS; $TVD_URL)",
+          "https://HOST:PORT" },
+        { "tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &cert,
+          "Client certificate for --url (PEM)", "FILE" },
+        { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &key,
+          "Its private key (PEM)", "FILE" },
+        { "tls-ca", 0, 0, G_OPTION_ARG_FILENAME, &cacert,
+          "CA of the server's certificate (default: the system's)", "FILE" },
         { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new(synopsis);
@@ -48,10 +58,17 @@ gboolean tvdctl_parse(TvdctlGlobal *g, const char *cmd, const char *synopsis,
         fprintf(stderr, "tvdctl %s: %s\n\n%s", cmd, error->message, help);
         return FALSE;
     }
-    if (socket) {
-        g_free(g->socket_path);
-        g->socket_path = g_steal_pointer(&socket);
+#define TAKE(field, var)                                                   \
+    if (var) {                                                             \
+        g_free(g->field);                                                  \
+        g->field = g_steal_pointer(&var);                                  \
     }
+    TAKE(socket_path, socket)
+    TAKE(url, url)
+    TAKE(cert, cert)
+    TAKE(key, key)
+    TAKE(cacert, cacert)
+#undef TAKE
     return TRUE;
 }
 
@@ -142,60 +159,159 @@ static char *sanitize(const char *s)
     return out;
 }
 
+typedef struct {
+    gboolean finished;
+    GBytes *body;
+    GError *error;
+} SendDone;
+
+static void send_done(GObject *source, GAsyncResult *res, gpointer data)
+{
+    SendDone *done = data;
+
+    done->body = soup_session_send_and_read_finish(SOUP_SESSION(source), res,
+                                                   &done->error);
+    done->finished = TRUE;
+}
+
+/* A session for the unix socket, or for --url with mutual TLS. */
+static SoupSession *make_session(TvdctlGlobal *g, char **base, GError **error)
+{
+    SoupSession *session;
+
+    if (!g->url) {
+        g_autoptr(GSocketAddress) addr =
+            g_unix_socket_address_new(g->socket_path);
+
+        *base = g_strdup("http://localhost");
+        session = g_object_new(SOUP_TYPE_SESSION, "remote-connectable", addr,
+                               "timeout", 600, "user-agent", "tvdctl", NULL);
+    } else {
+        g_autoptr(GUri) uri = g_uri_parse(g->url, G_URI_FLAGS_NONE, NULL);
+
+        if (!uri || g_strcmp0(g_uri_get_scheme(uri), "https") != 0 ||
+            !g_uri_get_host(uri) ||
+            (g_uri_get_path(uri)[0] && strcmp(g_uri_get_path(uri), "/"))) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "--url: '%s' is not https://HOST:PORT (the TCP "
+                        "listener speaks mutual TLS only)", g->url);
+            return NULL;
+        }
+        *base = g_strdup(g->url);
+        if (g_str_has_suffix(*base, "/")) {
+            (*base)[strlen(*base) - 1] = '\0';
+        }
+        session = g_object_new(SOUP_TYPE_SESSION, "timeout", 600,
+                               "user-agent", "tvdctl", NULL);
+        if (g->cacert) {
+            g_autoptr(GTlsDatabase) db = NULL;
+            g_autofree char *abs = g_canonicalize_filename(g->cacert, NULL);
+
+            db = g_tls_file_database_new(abs, error);
+            if (!db) {
+                g_object_unref(session);
+                g_prefix_error(error, "--tls-ca: ");
+                return NULL;
+            }
+            soup_session_set_tls_database(session, db);
+        }
+    }
+    /* Never ask a proxy resolver (libproxy) about the supervisor. */
+    soup_session_set_proxy_resolver(session, NULL);
+    return session;
+}
+
 /*
  * Sends one request; *status and *resp on an answer. Returns OK, or
- * CONNECT / SERVER after printing why.
+ * CONNECT / SERVER / LOCAL after printing why. Asynchronous on a private
+ * context: libsoup 3.2 answers a server's client-certificate request only
+ * on the session's context.
  */
 static int send_request(TvdctlGlobal *g, const char *method, const char *path,
                         JsonNode *body, guint *status, GBytes **resp,
                         char **content_type)
 {
-    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(g->socket_path);
+    g_autoptr(GMainContext) ctx = g_main_context_new();
     g_autoptr(SoupSession) session = NULL;
     g_autoptr(SoupMessage) msg = NULL;
     g_autoptr(GError) error = NULL;
-    g_autofree char *url = g_strconcat("http://localhost", path, NULL);
+    g_autofree char *base = NULL, *url = NULL;
+    const char *where = g->url ? g->url : g->socket_path;
+    SendDone done = { 0 };
     const char *ct;
+    int rc = TVDCTL_EXIT_OK;
 
-    session = g_object_new(SOUP_TYPE_SESSION, "remote-connectable", addr,
-                           "timeout", 600, "user-agent", "tvdctl", NULL);
-    /* A local socket: never ask a proxy resolver (libproxy) about it. */
-    soup_session_set_proxy_resolver(session, NULL);
+    g_main_context_push_thread_default(ctx);
+    session = make_session(g, &base, &error);
+    if (!session) {
+        rc = tvdctl_fail(TVDCTL_EXIT_USAGE, "%s", error->message);
+        goto out;
+    }
+    url = g_strconcat(base, path, NULL);
     msg = soup_message_new(method, url);
     if (!msg) {
-        return tvdctl_fail(TVDCTL_EXIT_USAGE, "bad request path %s", path);
+        rc = tvdctl_fail(TVDCTL_EXIT_USAGE, "bad request URL %s", url);
+        goto out;
+    }
+    if (g->url && (g->cert || g->key)) {
+        g_autoptr(GTlsCertificate) cert = NULL;
+
+        if (!g->cert || !g->key) {
+            rc = tvdctl_fail(TVDCTL_EXIT_USAGE,
+                             "--tls-cert and --tls-key go together");
+            goto out;
+        }
+        cert = g_tls_certificate_new_from_files(g->cert, g->key, &error);
+        if (!cert) {
+            rc = tvdctl_fail(TVDCTL_EXIT_LOCAL, "--tls-cert/--tls-key: %s",
+                             error->message);
+            goto out;
+        }
+        soup_message_set_tls_client_certificate(msg, cert);
     }
     if (body) {
-        gsize len;
         char *text = json_to_string(body, FALSE);
+        g_autoptr(GBytes) bytes = g_bytes_new_take(text, strlen(text));
 
-        len = strlen(text);
-        g_autoptr(GBytes) bytes = g_bytes_new_take(text, len);
         soup_message_set_request_body_from_bytes(msg, "application/json",
                                                  bytes);
     }
-    *resp = soup_session_send_and_read(session, msg, NULL, &error);
+    soup_session_send_and_read_async(session, msg, G_PRIORITY_DEFAULT, NULL,
+                                     send_done, &done);
+    while (!done.finished) {
+        g_main_context_iteration(ctx, TRUE);
+    }
+    *resp = done.body;
     if (!*resp) {
-        gboolean conn = error->domain == G_IO_ERROR ||
-                        error->domain == G_RESOLVER_ERROR ||
-                        error->domain == G_TLS_ERROR;
+        gboolean conn = done.error->domain == G_IO_ERROR ||
+                        done.error->domain == G_RESOLVER_ERROR ||
+                        done.error->domain == G_TLS_ERROR;
         g_autofree char *m =
             g_strdup_printf("%s %s: %s", conn ? "cannot connect to the "
-                            "supervisor at" : "request to",
-                            g->socket_path, error->message);
+                            "supervisor at" : "request to", where,
+                            done.error->message);
 
+        g_clear_error(&done.error);
         if (g->json) {
             tvdctl_print_error_json(conn ? "connection_failed"
                                          : "bad_response", m);
         }
-        return tvdctl_fail(conn ? TVDCTL_EXIT_CONNECT : TVDCTL_EXIT_SERVER,
-                           "%s", m);
+        rc = tvdctl_fail(conn ? TVDCTL_EXIT_CONNECT : TVDCTL_EXIT_SERVER,
+                         "%s", m);
+        goto out;
     }
     *status = soup_message_get_status(msg);
     ct = soup_message_headers_get_content_type(
         soup_message_get_response_headers(msg), NULL);
     *content_type = g_strdup(ct ? ct : "");
-    return TVDCTL_EXIT_OK;
+out:
+    g_clear_object(&msg);
+    g_clear_object(&session);
+    /* Let the session's pending sources finish on our context. */
+    while (g_main_context_iteration(ctx, FALSE)) {
+    }
+    g_main_context_pop_thread_default(ctx);
+    return rc;
 }
 
 /* Reports a non-2xx answer: the error document's code and message. */
