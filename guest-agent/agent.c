@@ -13,6 +13,7 @@
 
 #include "agent-tpm.h"
 #include "frame.h"
+#include "host-frame.h"
 #include "measure.h"
 #include "message.h"
 #include "transport.h"
@@ -25,16 +26,12 @@
 /* Room in a mailbox half for a message's own fields beyond the log. */
 #define MSG_OVERHEAD        4096u
 
-typedef enum {
-    AGENT_WAIT_DEVICE,
-    AGENT_WAIT_SUPERVISOR,
-    AGENT_HELLO_SENT,
-    AGENT_BOUND,
-} AgentPhase;
-
-static const char *const phase_names[] = {
-    "WAIT_DEVICE", "WAIT_SUPERVISOR", "HELLO_SENT", "BOUND",
-};
+/* The phases (TvdAgentPhase) live in host-frame.h, with the decoder. */
+typedef TvdAgentPhase AgentPhase;
+#define AGENT_WAIT_DEVICE       TVD_AGENT_PHASE_WAIT_DEVICE
+#define AGENT_WAIT_SUPERVISOR   TVD_AGENT_PHASE_WAIT_SUPERVISOR
+#define AGENT_HELLO_SENT        TVD_AGENT_PHASE_HELLO_SENT
+#define AGENT_BOUND             TVD_AGENT_PHASE_BOUND
 
 typedef struct {
     const TvdAgentConfig *cfg;
@@ -69,7 +66,8 @@ typedef struct {
 static void set_phase(Agent *a, AgentPhase p)
 {
     if (a->phase != p) {
-        g_message("%s -> %s", phase_names[a->phase], phase_names[p]);
+        g_message("%s -> %s", tvd_agent_phase_name(a->phase),
+                  tvd_agent_phase_name(p));
         a->phase = p;
     }
 }
@@ -440,25 +438,34 @@ static void on_membership(Agent *a, TvdMsgMembership *m)
     }
 }
 
+/* Decode (host-frame.c), check the sequence, dispatch; bad input is logged,
+ * answered with an error report when it came from the supervisor, and
+ * otherwise ignored. */
 static void handle_frame(Agent *a, GBytes *frame)
 {
-    struct tvd_frame_header hdr;
-    g_autoptr(GBytes) payload = NULL;
     g_autoptr(GError) err = NULL;
     TvdMsg msg;
+    guint16 type;
     gsize len;
     const void *data = g_bytes_get_data(frame, &len);
+    guint32 half = tvd_transport_half_size(a->t);
 
-    if (!tvd_frame_decode(data, len, TVD_FRAME_MAX_PAYLOAD, &hdr, &payload,
-                          &err) || hdr.type != TVD_FRAME_AGENT) {
-        g_warning("ignoring a bad frame from the host: %s",
-                  err ? err->message : "not an agent frame");
+    if (!tvd_agent_decode_host_frame(data, len, half - TVD_FRAME_HEADER_SIZE,
+                                     &msg, &type, &err)) {
+        g_warning("ignoring it: %s", err->message);
+        if (g_error_matches(err, TVD_AGENT_FRAME_ERROR,
+                            TVD_AGENT_FRAME_ERROR_MESSAGE)) {
+            send_error(a, TVD_MSG_ERR_MALFORMED, 0, err->message);
+        } else if (g_error_matches(err, TVD_AGENT_FRAME_ERROR,
+                                   TVD_AGENT_FRAME_ERROR_DIRECTION)) {
+            send_error(a, TVD_MSG_ERR_UNEXPECTED, type, "not for an agent");
+        }
         return;
     }
-    if (!tvd_msg_decode(payload, &msg, &err)) {
-        g_warning("ignoring a bad message from the supervisor: %s",
-                  err->message);
-        send_error(a, TVD_MSG_ERR_MALFORMED, 0, err->message);
+    if (!tvd_agent_host_msg_expected(a->phase, msg.type, &err)) {
+        g_warning("ignoring it: %s", err->message);
+        send_error(a, TVD_MSG_ERR_UNEXPECTED, msg.type, err->message);
+        tvd_msg_clear(&msg);
         return;
     }
     switch (msg.type) {

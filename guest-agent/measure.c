@@ -177,18 +177,27 @@ TvdAgentList *tvd_agent_list_new(guint32 pcr, const char *state_path)
         g_autoptr(GPtrArray) recs = tvd_measure_split_log(
             (const guint8 *)data, len, 0, G_MAXUINT, &err);
 
+        gsize whole = 0;
+
         for (guint i = 0; recs && i < recs->len; i++) {
             gsize rlen;
             const guint8 *r = g_bytes_get_data(recs->pdata[i], &rlen);
             /* pcr 4, hash 20, name 4+6, data len 4, d-ng 4+8+32, n-ng 4+... */
             gsize dng = 4 + IMA_SHA1_LEN + 4 + 6 + 4;
 
-            if (rlen > dng + 4 + 8 + 32 + 4) {
+            /* Our own records: the path ends the record with its NUL. */
+            if (rlen > dng + 4 + 8 + 32 + 4 && r[rlen - 1] == '\0') {
                 const char *p = (const char *)r + dng + 4 + 8 + 32 + 4;
 
                 remember(list, p, r + dng + 4 + 8);
             }
             g_ptr_array_add(list->records, g_bytes_ref(recs->pdata[i]));
+            whole += rlen;
+        }
+        /* A record cut short by a crash: drop it, or every record appended
+         * after it would be read out of step. */
+        if (recs && whole < len && truncate(state_path, whole) != 0) {
+            g_warning("cannot trim %s: %s", state_path, g_strerror(errno));
         }
         g_message("resumed the agent list: %u records", list->records->len);
     }

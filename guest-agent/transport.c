@@ -23,8 +23,10 @@ struct TvdTransport {
     char *dev_dir;              /* /sys/bus/pci/devices/<addr> */
     char *addr;
     volatile uint32_t *regs;
+    size_t regs_map_size;
     uint8_t *mbox;
-    size_t mbox_size;
+    size_t mbox_size;           /* MBOX_SIZE: what the halves split */
+    size_t mbox_map_size;       /* the BAR as mapped */
     int config_fd;
     int uio_fd;
 };
@@ -180,7 +182,6 @@ TvdTransport *tvd_transport_open(const char *sysfs_root, const char *pci_addr,
     g_autoptr(TvdTransport) t = g_new0(TvdTransport, 1);
     g_autofree char *enable = NULL;
     g_autofree char *config = NULL;
-    size_t regs_size;
     uint32_t magic, version, mbox_size;
 
     t->config_fd = -1;
@@ -198,13 +199,14 @@ TvdTransport *tvd_transport_open(const char *sysfs_root, const char *pci_addr,
     }
     config = g_build_filename(t->dev_dir, "config", NULL);
     t->config_fd = open(config, O_RDWR | O_CLOEXEC);
-    t->regs = map_bar(t->dev_dir, TVD_BAR_REGS, &regs_size, error);
+    t->regs = map_bar(t->dev_dir, TVD_BAR_REGS, &t->regs_map_size, error);
     if (!t->regs) {
         return NULL;
     }
-    if (regs_size < TVD_REGS_SIZE) {
+    if (t->regs_map_size < TVD_REGS_SIZE) {
         g_set_error(error, TVD_TRANSPORT_ERROR, TVD_TRANSPORT_ERROR_ABI,
-                    "register BAR of %zu bytes is too small", regs_size);
+                    "register BAR of %zu bytes is too small",
+                    t->regs_map_size);
         return NULL;
     }
     magic = tvd_transport_read_reg(t, TVD_REG_MAGIC);
@@ -216,15 +218,16 @@ TvdTransport *tvd_transport_open(const char *sysfs_root, const char *pci_addr,
                     TVD_ABI_VERSION);
         return NULL;
     }
-    t->mbox = map_bar(t->dev_dir, TVD_BAR_MAILBOX, &t->mbox_size, error);
+    t->mbox = map_bar(t->dev_dir, TVD_BAR_MAILBOX, &t->mbox_map_size,
+                      error);
     if (!t->mbox) {
         return NULL;
     }
     mbox_size = tvd_transport_read_reg(t, TVD_REG_MBOX_SIZE);
-    if (mbox_size > t->mbox_size || mbox_size < TVD_MBOX_SIZE_MIN) {
+    if (mbox_size > t->mbox_map_size || mbox_size < TVD_MBOX_SIZE_MIN) {
         g_set_error(error, TVD_TRANSPORT_ERROR, TVD_TRANSPORT_ERROR_ABI,
                     "mailbox of %u bytes does not fit its BAR (%zu)",
-                    mbox_size, t->mbox_size);
+                    mbox_size, t->mbox_map_size);
         return NULL;
     }
     t->mbox_size = mbox_size;
@@ -243,11 +246,13 @@ void tvd_transport_close(TvdTransport *t)
         return;
     }
     if (t->regs) {
-        t->regs[TVD_REG_INT_MASK / 4] = 0;
-        munmap((void *)t->regs, TVD_REGS_SIZE);
+        if (t->regs_map_size >= TVD_REGS_SIZE) {
+            t->regs[TVD_REG_INT_MASK / 4] = 0;
+        }
+        munmap((void *)t->regs, t->regs_map_size);
     }
     if (t->mbox) {
-        munmap(t->mbox, t->mbox_size);
+        munmap(t->mbox, t->mbox_map_size);
     }
     if (t->uio_fd >= 0) {
         close(t->uio_fd);
