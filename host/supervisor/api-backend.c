@@ -56,9 +56,17 @@ static gboolean vm_out(TvdSupervisor *sup, const char *name, JsonBuilder *out,
 
 static gboolean be_health(void *ctx, JsonBuilder *out, GError **error)
 {
+    g_autoptr(GList) vms = tvd_supervisor_vm_list(ctx);
+
     json_builder_begin_object(out);
     json_builder_set_member_name(out, "status");
     json_builder_add_string_value(out, "ok");
+    json_builder_set_member_name(out, "api");
+    json_builder_add_string_value(out, TVD_API_VERSION);
+    json_builder_set_member_name(out, "version");
+    json_builder_add_string_value(out, TVD_VERSION);
+    json_builder_set_member_name(out, "vms");
+    json_builder_add_int_value(out, g_list_length(vms));
     json_builder_end_object(out);
     return TRUE;
 }
@@ -185,6 +193,47 @@ static gboolean be_domain_update(void *ctx, const char *name,
                                  error);
 }
 
+static const char *member_str(JsonObject *o, const char *name)
+{
+    JsonNode *n = json_object_get_member(o, name);
+
+    return n && JSON_NODE_HOLDS_VALUE(n) &&
+           json_node_get_value_type(n) == G_TYPE_STRING
+           ? json_node_get_string(n) : NULL;
+}
+
+/* An audit record as the API's entry: seq, time, action, subject, ... */
+static void audit_entry(JsonObject *rec, JsonBuilder *out)
+{
+    const char *vm = member_str(rec, "vm");
+    const char *domain = member_str(rec, "domain");
+    const char *reason = member_str(rec, "reason");
+    g_autofree char *subject = vm ? g_strconcat("vm/", vm, NULL)
+                               : domain ? g_strconcat("domain/", domain, NULL)
+                               : g_strdup("supervisor");
+
+    json_builder_begin_object(out);
+    json_builder_set_member_name(out, "seq");
+    json_builder_add_int_value(out, json_object_get_int_member(rec, "seq"));
+    json_builder_set_member_name(out, "time");
+    json_builder_add_string_value(out, member_str(rec, "time"));
+    json_builder_set_member_name(out, "action");
+    json_builder_add_string_value(out, member_str(rec, "event"));
+    json_builder_set_member_name(out, "subject");
+    json_builder_add_string_value(out, subject);
+    json_builder_set_member_name(out, "actor");
+    json_builder_add_string_value(out, member_str(rec, "actor"));
+    json_builder_set_member_name(out, "reason");
+    if (reason) {
+        json_builder_add_string_value(out, reason);
+    } else {
+        json_builder_add_null_value(out);
+    }
+    json_builder_set_member_name(out, "hash");
+    json_builder_add_string_value(out, member_str(rec, "hash"));
+    json_builder_end_object(out);
+}
+
 static gboolean be_audit_list(void *ctx, guint64 since, guint limit,
                               JsonBuilder *out, GError **error)
 {
@@ -192,8 +241,7 @@ static gboolean be_audit_list(void *ctx, guint64 since, guint limit,
     GError *err = NULL;
     g_auto(GStrv) lines = NULL;
     g_autofree char *text = NULL;
-    const char *data;
-    gsize len;
+    gint64 next = MAX(since, 1);
     guint n = 0;
 
     if (!tvd_audit_export(tvd_supervisor_audit(ctx), MAX(since, 1), mem, NULL,
@@ -201,23 +249,29 @@ static gboolean be_audit_list(void *ctx, guint64 since, guint limit,
         return api_fail(error, err);
     }
     g_output_stream_close(mem, NULL, NULL);
-    data = g_memory_output_stream_get_data(G_MEMORY_OUTPUT_STREAM(mem));
-    len = g_memory_output_stream_get_data_size(G_MEMORY_OUTPUT_STREAM(mem));
-    text = g_strndup(data, len);
+    text = g_strndup(
+        g_memory_output_stream_get_data(G_MEMORY_OUTPUT_STREAM(mem)),
+        g_memory_output_stream_get_data_size(G_MEMORY_OUTPUT_STREAM(mem)));
     lines = g_strsplit(text, "\n", -1);
     json_builder_begin_object(out);
     json_builder_set_member_name(out, "entries");
     json_builder_begin_array(out);
     for (char **l = lines; *l && n < limit; l++) {
         g_autoptr(JsonParser) p = json_parser_new();
+        JsonObject *rec;
 
-        if (!**l || !json_parser_load_from_data(p, *l, -1, NULL)) {
+        if (!**l || !json_parser_load_from_data(p, *l, -1, NULL) ||
+            !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(p))) {
             continue;
         }
-        json_builder_add_value(out, json_node_copy(json_parser_get_root(p)));
+        rec = json_node_get_object(json_parser_get_root(p));
+        audit_entry(rec, out);
+        next = json_object_get_int_member(rec, "seq") + 1;
         n++;
     }
     json_builder_end_array(out);
+    json_builder_set_member_name(out, "next");
+    json_builder_add_int_value(out, next);
     json_builder_end_object(out);
     return TRUE;
 }
@@ -226,21 +280,37 @@ static gboolean be_audit_verify(void *ctx, JsonBuilder *out, GError **error)
 {
     TvdAuditReport report = { 0 };
     GError *err = NULL;
+    g_autoptr(GString) head = g_string_new(NULL);
 
     if (!tvd_audit_verify(tvd_supervisor_audit(ctx), &report, &err)) {
         return api_fail(error, err);
     }
+    for (guint i = 0; i < TVD_AUDIT_HASH_SIZE; i++) {
+        g_string_append_printf(head, "%02x", report.head_hash[i]);
+    }
     json_builder_begin_object(out);
     json_builder_set_member_name(out, "ok");
     json_builder_add_boolean_value(out, report.fault == TVD_AUDIT_OK);
-    json_builder_set_member_name(out, "records");
+    json_builder_set_member_name(out, "checked");
     json_builder_add_int_value(out, report.records);
-    json_builder_set_member_name(out, "fault");
-    json_builder_add_string_value(out, tvd_audit_fault_name(report.fault));
-    json_builder_set_member_name(out, "bad_seq");
-    json_builder_add_int_value(out, report.bad_seq);
-    json_builder_set_member_name(out, "why");
-    json_builder_add_string_value(out, report.why ? report.why : "");
+    json_builder_set_member_name(out, "first_bad");
+    if (report.fault == TVD_AUDIT_OK) {
+        json_builder_add_null_value(out);
+    } else {
+        json_builder_add_int_value(out, report.bad_seq);
+    }
+    json_builder_set_member_name(out, "error");
+    if (report.fault == TVD_AUDIT_OK) {
+        json_builder_add_null_value(out);
+    } else {
+        g_autofree char *why = g_strdup_printf(
+            "%s%s%s", tvd_audit_fault_name(report.fault),
+            report.why ? ": " : "", report.why ? report.why : "");
+
+        json_builder_add_string_value(out, why);
+    }
+    json_builder_set_member_name(out, "head");
+    json_builder_add_string_value(out, head->str);
     json_builder_end_object(out);
     tvd_audit_report_clear(&report);
     return TRUE;

@@ -14,6 +14,7 @@
 typedef struct {
     TvdPolicy *policy;
     char *signer;
+    gint64 updated_us;          /* wall clock of the policy's arrival */
 } Domain;
 
 struct TvdDomains {
@@ -21,6 +22,7 @@ struct TvdDomains {
     char *trust_dir;
     GHashTable *by_name;            /* name -> Domain */
     TvdDomainChanged changed;
+    TvdDomainMembers members;
     void *opaque;
 };
 
@@ -32,7 +34,8 @@ static void domain_free(Domain *dom)
 }
 
 TvdDomains *tvd_domains_new(const char *dir, const char *trust_dir,
-                            TvdDomainChanged changed, void *opaque)
+                            TvdDomainChanged changed, TvdDomainMembers members,
+                            void *opaque)
 {
     TvdDomains *d = g_new0(TvdDomains, 1);
 
@@ -41,6 +44,7 @@ TvdDomains *tvd_domains_new(const char *dir, const char *trust_dir,
     d->by_name = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                        (GDestroyNotify)domain_free);
     d->changed = changed;
+    d->members = members;
     d->opaque = opaque;
     return d;
 }
@@ -105,12 +109,14 @@ static gboolean store(TvdDomains *d, const char *name, GBytes *policy,
                                     G_FILE_SET_CONTENTS_DURABLE, 0600, error);
 }
 
-static void install(TvdDomains *d, TvdPolicy *policy, char *signer)
+static void install(TvdDomains *d, TvdPolicy *policy, char *signer,
+                    gint64 updated_us)
 {
     Domain *dom = g_new0(Domain, 1);
 
     dom->policy = policy;
     dom->signer = signer;
+    dom->updated_us = updated_us;
     g_hash_table_replace(d->by_name,
                          g_strdup(tvd_policy_data(policy)->name), dom);
 }
@@ -139,7 +145,8 @@ gboolean tvd_domains_create(TvdDomains *d, GBytes *policy, GBytes *sig,
     if (name_out) {
         *name_out = g_strdup(name);
     }
-    install(d, g_steal_pointer(&p), g_steal_pointer(&signer));
+    install(d, g_steal_pointer(&p), g_steal_pointer(&signer),
+            g_get_real_time());
     return TRUE;
 }
 
@@ -174,7 +181,8 @@ gboolean tvd_domains_update(TvdDomains *d, const char *name, GBytes *policy,
     g_message("domain %s updated to serial %" G_GUINT64_FORMAT ", signed by "
               "%s%s", name, tvd_policy_data(p)->serial, signer,
               changed ? ": members are re-evaluated" : "");
-    install(d, g_steal_pointer(&p), g_steal_pointer(&signer));
+    install(d, g_steal_pointer(&p), g_steal_pointer(&signer),
+            g_get_real_time());
     if (changed && d->changed) {
         d->changed(name, d->opaque);
     }
@@ -216,7 +224,13 @@ gboolean tvd_domains_load(TvdDomains *d, GError **error)
             g_warning("skipping the stored policy %s: %s", p, err->message);
             continue;
         }
-        install(d, policy, g_steal_pointer(&signer));
+        {
+            GStatBuf st;
+
+            install(d, policy, g_steal_pointer(&signer),
+                    g_stat(p, &st) == 0 ? (gint64)st.st_mtime * G_USEC_PER_SEC
+                                        : g_get_real_time());
+        }
     }
     return TRUE;
 }
@@ -228,9 +242,12 @@ TvdPolicy *tvd_domains_get(TvdDomains *d, const char *name)
     return dom ? dom->policy : NULL;
 }
 
-static void domain_json(Domain *dom, JsonBuilder *b)
+static void domain_json(TvdDomains *d, Domain *dom, JsonBuilder *b)
 {
     const TvdPolicyData *pd = tvd_policy_data(dom->policy);
+    g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc(
+        dom->updated_us / G_USEC_PER_SEC);
+    g_autofree char *updated = t ? g_date_time_format_iso8601(t) : NULL;
 
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "name");
@@ -239,7 +256,12 @@ static void domain_json(Domain *dom, JsonBuilder *b)
     json_builder_add_int_value(b, pd->id);
     json_builder_set_member_name(b, "serial");
     json_builder_add_int_value(b, (gint64)pd->serial);
-    json_builder_set_member_name(b, "digest");
+    json_builder_set_member_name(b, "members");
+    json_builder_add_int_value(b, d->members ? d->members(pd->name, d->opaque)
+                                             : 0);
+    json_builder_set_member_name(b, "updated");
+    json_builder_add_string_value(b, updated ? updated : "");
+    json_builder_set_member_name(b, "policy_sha256");
     json_builder_add_string_value(b,
                                   tvd_policy_get_digest_string(dom->policy));
     json_builder_set_member_name(b, "signer");
@@ -268,7 +290,7 @@ void tvd_domains_list_json(TvdDomains *d, JsonBuilder *b)
     qsort(names, n, sizeof(*names), name_cmp);
     json_builder_begin_array(b);
     for (guint i = 0; i < n; i++) {
-        domain_json(g_hash_table_lookup(d->by_name, names[i]), b);
+        domain_json(d, g_hash_table_lookup(d->by_name, names[i]), b);
     }
     json_builder_end_array(b);
 }
@@ -283,6 +305,6 @@ gboolean tvd_domains_show_json(TvdDomains *d, const char *name,
                     "no domain named %s", name);
         return FALSE;
     }
-    domain_json(dom, b);
+    domain_json(d, dom, b);
     return TRUE;
 }

@@ -18,10 +18,13 @@ typedef struct TvdDomains TvdDomains;
 
 /* Called after an update that changes what members must prove. */
 typedef void (*TvdDomainChanged)(const char *name, void *opaque);
+/* How many VMs a domain has (for the domain documents). */
+typedef guint (*TvdDomainMembers)(const char *name, void *opaque);
 
 /* @dir holds the policies; @trust_dir the administrators' public keys. */
 TvdDomains *tvd_domains_new(const char *dir, const char *trust_dir,
-                            TvdDomainChanged changed, void *opaque);
+                            TvdDomainChanged changed, TvdDomainMembers members,
+                            void *opaque);
 void tvd_domains_free(TvdDomains *d);
 /* Loads the stored policies (verifying each signature again). */
 gboolean tvd_domains_load(TvdDomains *d, GError **error);
@@ -36,7 +39,8 @@ gboolean tvd_domains_create(TvdDomains *d, GBytes *policy, GBytes *sig,
 gboolean tvd_domains_update(TvdDomains *d, const char *name, GBytes *policy,
                             GBytes *sig, GError **error);
 TvdPolicy *tvd_domains_get(TvdDomains *d, const char *name);
-/* JSON: one object per domain (name, id, serial, digest, signer). */
+/* JSON: one object per domain (docs/api.md: name, id, serial, members,
+ * updated, policy_sha256, signer, attestation settings). */
 void tvd_domains_list_json(TvdDomains *d, JsonBuilder *b);
 gboolean tvd_domains_show_json(TvdDomains *d, const char *name,
                                JsonBuilder *b, GError **error);

@@ -197,7 +197,7 @@ void tvd_vm_to_json(const TvdVm *vm, JsonBuilder *b)
         json_builder_add_string_value(b, vm->initrd ? vm->initrd : "");
         json_builder_set_member_name(b, "append");
         json_builder_add_string_value(b, vm->append ? vm->append : "");
-        json_builder_set_member_name(b, "memory_mib");
+        json_builder_set_member_name(b, "memory");
         json_builder_add_int_value(b, vm->memory_mib);
     }
     json_builder_end_object(b);
@@ -860,8 +860,7 @@ static void vm_restore(TvdSupervisor *sup, TvdStoreEntry *entry)
     vm->kernel = g_strdup(member_string(o, "kernel"));
     vm->initrd = g_strdup(member_string(o, "initrd"));
     vm->append = g_strdup(member_string(o, "append"));
-    vm->memory_mib = json_object_get_int_member_with_default(o, "memory_mib",
-                                                             0);
+    vm->memory_mib = json_object_get_int_member_with_default(o, "memory", 0);
     vm->qemu_pid = json_object_get_int_member_with_default(o, "qemu_pid", 0);
     if (!vm->adopted) {
         vm->sock_path = g_strdup_printf("%s/vm-%s.sock", sup->cfg->run_dir,
@@ -1002,6 +1001,20 @@ static void on_domain_changed(const char *name, void *opaque)
     }
 }
 
+static guint count_members(const char *name, void *opaque)
+{
+    TvdSupervisor *sup = opaque;
+    GHashTableIter it;
+    TvdVm *vm;
+    guint n = 0;
+
+    g_hash_table_iter_init(&it, sup->vms);
+    while (g_hash_table_iter_next(&it, NULL, (gpointer *)&vm)) {
+        n += !g_strcmp0(vm->domain, name);
+    }
+    return n;
+}
+
 gboolean tvd_supervisor_domain_create(TvdSupervisor *sup, GBytes *policy,
                                       GBytes *sig, char **name,
                                       GError **error)
@@ -1106,7 +1119,7 @@ TvdSupervisor *tvd_supervisor_new(TvdSupervisorConfig *cfg)
     sup->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                      (GDestroyNotify)vm_free);
     sup->domains = tvd_domains_new(domains, cfg->trusted_keys_dir,
-                                   on_domain_changed, sup);
+                                   on_domain_changed, count_members, sup);
     /* Enough outstanding nonces for every VM twice; each lives a deadline. */
     sup->shared.nonces = tvd_nonce_store_new(16384,
                                              (gint64)cfg->deadline_s * 2 *
