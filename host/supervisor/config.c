@@ -23,6 +23,7 @@ TvdSupervisorConfig *tvd_config_new_default(const char *state_dir)
     cfg->swtpm = g_strdup("swtpm");
     cfg->swtpm_setup = g_strdup("swtpm_setup");
     cfg->swtpm_localca = g_strdup("swtpm_localca");
+    cfg->nic = g_strdup("tap");
     cfg->trusted_keys_dir = g_build_filename(cfg->state_dir, "admin-keys",
                                              NULL);
     cfg->interval_s = 30;
@@ -46,6 +47,11 @@ void tvd_config_free(TvdSupervisorConfig *cfg)
     g_free(cfg->swtpm_setup);
     g_free(cfg->swtpm_localca);
     g_free(cfg->trusted_keys_dir);
+    g_free(cfg->nic);
+    g_free(cfg->api_tcp);
+    g_free(cfg->api_tls_cert);
+    g_free(cfg->api_tls_key);
+    g_free(cfg->api_tls_client_ca);
     g_free(cfg);
 }
 
@@ -104,7 +110,9 @@ static const char *const known_keys[][2] = {
     { "qemu", "binary" }, { "qemu", "firmware_dir" }, { "qemu", "accel" },
     { "qemu", "default_memory_mib" },
     { "vtpm", "swtpm" }, { "vtpm", "swtpm_setup" }, { "vtpm", "swtpm_localca" },
-    { "policy", "trusted_keys_dir" },
+    { "policy", "trusted_keys_dir" }, { "network", "nic" },
+    { "api", "tcp" }, { "api", "tls_cert" }, { "api", "tls_key" },
+    { "api", "tls_client_ca" },
     { "attestation", "interval_s" }, { "attestation", "deadline_s" },
 };
 
@@ -172,6 +180,12 @@ static TvdSupervisorConfig *config_from_keyfile(GKeyFile *kf, GError **error)
         !take_string(kf, "vtpm", "swtpm_localca", &cfg->swtpm_localca, error) ||
         !take_string(kf, "policy", "trusted_keys_dir", &cfg->trusted_keys_dir,
                      error) ||
+        !take_string(kf, "network", "nic", &cfg->nic, error) ||
+        !take_string(kf, "api", "tcp", &cfg->api_tcp, error) ||
+        !take_string(kf, "api", "tls_cert", &cfg->api_tls_cert, error) ||
+        !take_string(kf, "api", "tls_key", &cfg->api_tls_key, error) ||
+        !take_string(kf, "api", "tls_client_ca", &cfg->api_tls_client_ca,
+                     error) ||
         !take_uint(kf, "attestation", "interval_s", 1, 86400,
                    &cfg->interval_s, error) ||
         !take_uint(kf, "attestation", "deadline_s", 1, 86400,
@@ -183,6 +197,19 @@ static TvdSupervisorConfig *config_from_keyfile(GKeyFile *kf, GError **error)
         g_set_error(error, TVD_CONFIG_ERROR, TVD_CONFIG_ERROR_INVALID,
                     "[qemu] accel: must be kvm, tcg or kvm:tcg, not '%s'",
                     cfg->accel);
+        return NULL;
+    }
+    if (strcmp(cfg->nic, "tap") && strcmp(cfg->nic, "user")) {
+        g_set_error(error, TVD_CONFIG_ERROR, TVD_CONFIG_ERROR_INVALID,
+                    "[network] nic: must be tap or user, not '%s'", cfg->nic);
+        return NULL;
+    }
+    if (!cfg->api_tcp != !cfg->api_tls_cert ||
+        !cfg->api_tcp != !cfg->api_tls_key ||
+        !cfg->api_tcp != !cfg->api_tls_client_ca) {
+        g_set_error(error, TVD_CONFIG_ERROR, TVD_CONFIG_ERROR_INVALID,
+                    "[api] tcp, tls_cert, tls_key and tls_client_ca go "
+                    "together: the TCP listener always uses mutual TLS");
         return NULL;
     }
     if (cfg->deadline_s <= cfg->interval_s) {

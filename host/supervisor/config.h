@@ -34,6 +34,13 @@ typedef struct {
     char *swtpm;
     char *swtpm_setup;
     char *swtpm_localca;
+    /* [network] */
+    char *nic;              /* "tap" (an isolated tap per VM) or "user" */
+    /* [api] optional TCP listener with mutual TLS: all four or none */
+    char *api_tcp;          /* "ADDRESS:PORT" */
+    char *api_tls_cert;     /* server certificate (PEM) */
+    char *api_tls_key;      /* its private key (PEM, 0600) */
+    char *api_tls_client_ca;/* CA certificates of accepted clients */
     /* [policy] */
     char *trusted_keys_dir; /* administrators' public keys (PEM) */
     /* [attestation] defaults when a policy says nothing */

@@ -22,6 +22,12 @@ static void addf(GPtrArray *a, const char *fmt, ...)
     va_end(ap);
 }
 
+char *tvd_launcher_tap_name(const char *vm_name)
+{
+    /* IFNAMSIZ is 16: a stable short name from the VM's name. */
+    return g_strdup_printf("tvd%08x", g_str_hash(vm_name));
+}
+
 GStrv tvd_launcher_qemu_argv(const TvdSupervisorConfig *cfg, const char *name,
                              const char *vm_id, const char *domain,
                              const char *kernel, const char *initrd,
@@ -78,12 +84,18 @@ GStrv tvd_launcher_qemu_argv(const TvdSupervisorConfig *cfg, const char *name,
     add(a, "-device");
     add(a, "tpm-crb,tpmdev=tpm0");
     /*
-     * The NIC the device gates. User-mode networking with restrict=on keeps
-     * the VM off the host's networks until the per-domain bridges and taps
-     * of the network isolation layer take its place.
+     * The NIC the device gates: a tap of its own, attached to nothing (the
+     * per-domain bridges of the network isolation layer take it in), or
+     * user-mode networking with restrict=on where taps cannot be made.
      */
     add(a, "-netdev");
-    add(a, "user,id=net0,restrict=on");
+    if (!strcmp(cfg->nic, "tap")) {
+        g_autofree char *tap = tvd_launcher_tap_name(name);
+
+        addf(a, "tap,id=net0,ifname=%s,script=no,downscript=no", tap);
+    } else {
+        add(a, "user,id=net0,restrict=on");
+    }
     add(a, "-device");
     add(a, "e1000,netdev=net0,romfile=");
     add(a, "-device");

@@ -20,6 +20,9 @@ GStrv tvd_launcher_qemu_argv(const TvdSupervisorConfig *cfg, const char *name,
                              const char *sup_sock, const char *tpm_sock,
                              const char *vm_dir);
 
+/* The name of the VM's tap ("tvdXXXXXXXX", fits IFNAMSIZ). */
+char *tvd_launcher_tap_name(const char *vm_name);
+
 G_END_DECLS
 
 #endif /* TVD_SUPERVISOR_LAUNCHER_H */

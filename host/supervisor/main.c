@@ -29,6 +29,37 @@ static gboolean on_signal(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+/* The optional TCP listener, always with mutual TLS. */
+static gboolean setup_tcp(const TvdSupervisorConfig *cfg,
+                          TvdApiServerConfig *api, GError **error)
+{
+    g_autoptr(GSocketConnectable) addr = NULL;
+    g_autoptr(GSocketAddressEnumerator) en = NULL;
+    GSocketAddress *sa;
+
+    if (!cfg->api_tcp) {
+        return TRUE;
+    }
+    addr = g_network_address_parse(cfg->api_tcp, 0, error);
+    if (!addr) {
+        return FALSE;
+    }
+    en = g_socket_connectable_enumerate(addr);
+    sa = g_socket_address_enumerator_next(en, NULL, error);
+    if (!sa) {
+        return FALSE;
+    }
+    api->tcp_address = G_INET_SOCKET_ADDRESS(sa);
+    api->tls_certificate = g_tls_certificate_new_from_files(
+        cfg->api_tls_cert, cfg->api_tls_key, error);
+    if (!api->tls_certificate) {
+        return FALSE;
+    }
+    api->tls_client_ca = g_tls_file_database_new(cfg->api_tls_client_ca,
+                                                 error);
+    return api->tls_client_ca != NULL;
+}
+
 int main(int argc, char **argv)
 {
     g_autofree char *config_path = NULL;
@@ -90,6 +121,10 @@ int main(int argc, char **argv)
         return 1;
     }
     api_cfg.socket_path = tvd_supervisor_config(sup)->api_socket;
+    if (!setup_tcp(tvd_supervisor_config(sup), &api_cfg, &err)) {
+        fprintf(stderr, "tvd-supervisor: [api]: %s\n", err->message);
+        return 2;
+    }
     api = tvd_api_server_new(&api_cfg, &tvd_supervisor_api_backend, sup, &err);
     if (!api) {
         fprintf(stderr, "tvd-supervisor: API: %s\n", err->message);
@@ -104,5 +139,9 @@ int main(int argc, char **argv)
               tvd_supervisor_config(sup)->adopt_socket);
     sd_notify(0, "READY=1");
     g_main_loop_run(loop);
+    g_clear_pointer(&api, tvd_api_server_free);
+    g_clear_object(&api_cfg.tcp_address);
+    g_clear_object(&api_cfg.tls_certificate);
+    g_clear_object(&api_cfg.tls_client_ca);
     return 0;
 }

@@ -190,6 +190,12 @@ void tvd_vm_to_json(const TvdVm *vm, JsonBuilder *b)
                                    (vm->device_status & TVD_STATUS_LINK_UP));
     json_builder_set_member_name(b, "qemu_pid");
     json_builder_add_int_value(b, vm->qemu_pid);
+    if (!vm->adopted && !strcmp(vm->sup->cfg->nic, "tap")) {
+        g_autofree char *tap = tvd_launcher_tap_name(vm->name);
+
+        json_builder_set_member_name(b, "tap");
+        json_builder_add_string_value(b, tap);
+    }
     if (!vm->adopted) {
         json_builder_set_member_name(b, "kernel");
         json_builder_add_string_value(b, vm->kernel ? vm->kernel : "");
