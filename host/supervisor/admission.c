@@ -9,6 +9,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <tss2/tss2_mu.h>
 
 #include "message.h"
 
@@ -479,6 +480,22 @@ static gboolean replay_log(TvdAdmission *adm, TvdLogKind kind, guint pcr,
     return TRUE;
 }
 
+/* The qualifying data of a quote whose signature has been verified. */
+static gboolean quoted_nonce(GBytes *attest, guint8 out[TVD_NONCE_LEN])
+{
+    TPMS_ATTEST a = { 0 };
+    size_t off = 0;
+    gsize len;
+    const guint8 *d = g_bytes_get_data(attest, &len);
+
+    if (Tss2_MU_TPMS_ATTEST_Unmarshal(d, len, &off, &a) != TSS2_RC_SUCCESS ||
+        a.extraData.size != TVD_NONCE_LEN) {
+        return FALSE;
+    }
+    memcpy(out, a.extraData.buffer, TVD_NONCE_LEN);
+    return TRUE;
+}
+
 static void verify_round(TvdAdmission *adm)
 {
     g_autoptr(GError) err = NULL;
@@ -524,6 +541,25 @@ static void verify_round(TvdAdmission *adm)
                           g_bytes_get_data(ev->signature, NULL),
                           g_bytes_get_size(ev->signature), &expect, NULL,
                           &err)) {
+        guint8 quoted[TVD_NONCE_LEN];
+        g_autoptr(GError) nerr = NULL;
+
+        /*
+         * An authentic quote over another nonce: the store says whether it
+         * is a replay of an earlier round (nonce-reused), a nonce that was
+         * never issued, expired, or issued for another VM.
+         */
+        if (g_error_matches(err, TVD_VERIFY_ERROR,
+                            TVD_VERIFY_ERROR_NONCE_MISMATCH) &&
+            quoted_nonce(ev->attest, quoted) &&
+            !tvd_nonce_store_consume(adm->shared->nonces,
+                                     adm->host->name(adm->vm), quoted,
+                                     sizeof(quoted), &nerr)) {
+            fail(adm, TVD_REASON_EVIDENCE, "%s: the quote answers another "
+                 "request: %s", tvd_verify_error_reason(nerr->code),
+                 nerr->message);
+            return;
+        }
         fail(adm, TVD_REASON_EVIDENCE, "%s: %s",
              tvd_verify_error_reason(err->code), err->message);
         return;
