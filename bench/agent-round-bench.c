@@ -333,12 +333,18 @@ int main(int argc, char **argv)
     int ret = 0;
 
     for (int i = 1; i < argc; i++) {
+        /* (CLAMP evaluates its argument more than once) */
+        int n = i + 1 < argc ? atoi(argv[i + 1]) : 0;
+
         if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
-            rounds = (guint)CLAMP(atoi(argv[++i]), 1, MAX_ROUNDS);
+            rounds = (guint)CLAMP(n, 1, MAX_ROUNDS);
+            i++;
         } else if (strcmp(argv[i], "--files") == 0 && i + 1 < argc) {
-            files = (guint)CLAMP(atoi(argv[++i]), 1, 4000);
+            files = (guint)CLAMP(n, 1, 4000);
+            i++;
         } else if (strcmp(argv[i], "--entries") == 0 && i + 1 < argc) {
-            n_entries = (guint)CLAMP(atoi(argv[++i]), 1, 10000000);
+            n_entries = (guint)CLAMP(n, 1, 10000000);
+            i++;
         } else if (strcmp(argv[i], "--tcti") == 0 && i + 1 < argc) {
             tcti = argv[++i];
         } else if (strcmp(argv[i], "--no-tpm") == 0) {

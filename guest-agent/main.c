@@ -102,7 +102,7 @@ int main(int argc, char **argv)
           NULL },
         { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "debug messages",
           NULL },
-        { NULL }
+        G_OPTION_ENTRY_NULL
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new(
         "- the tvd guest agent");
