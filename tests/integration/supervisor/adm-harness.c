@@ -1025,30 +1025,36 @@ gboolean harness_admit(HarnessAgent *a, HarnessLink *l, guint32 *state,
     g_autoptr(GBytes) evidence = NULL;
     TvdMsg msg;
     TvdMsg ev;
+    gint64 t0 = g_get_monotonic_time();
 
     if (!harness_link_send(l, hello, error) ||
         !harness_link_recv_msg(l, TVD_MSG_CREDENTIAL_CHALLENGE, &msg,
                                &challenge, 30000, error)) {
         return FALSE;
     }
+    a->wait_us[0] += g_get_monotonic_time() - t0;
     tvd_msg_clear(&msg);
     response = harness_agent_activate(a, challenge, error);
+    t0 = g_get_monotonic_time();
     if (!response || !harness_link_send(l, response, error) ||
         !harness_link_recv_msg(l, TVD_MSG_ATTEST_REQUEST, &msg, &request,
                                30000, error)) {
         return FALSE;
     }
+    a->wait_us[1] += g_get_monotonic_time() - t0;
     tvd_msg_clear(&msg);
     if (!harness_agent_evidence(a, request, &ev, error)) {
         return FALSE;
     }
     evidence = tvd_msg_encode(&ev, error);
     tvd_msg_clear(&ev);
+    t0 = g_get_monotonic_time();
     if (!evidence || !harness_link_send(l, evidence, error) ||
         !harness_link_recv_msg(l, TVD_MSG_MEMBERSHIP, &msg, NULL, 30000,
                                error)) {
         return FALSE;
     }
+    a->wait_us[2] += g_get_monotonic_time() - t0;
     *state = msg.u.membership.state;
     tvd_msg_clear(&msg);
     return TRUE;

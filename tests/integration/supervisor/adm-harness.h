@@ -72,6 +72,10 @@ typedef struct {
     GBytes *ak_name;
     GPtrArray *list;            /* agent list records (GBytes) */
     gint64 tpm_us;              /* time spent in TPM commands */
+    /* harness_admit(): send to answer, per exchange (supervisor and
+     * transport only): hello -> challenge, response -> attest request,
+     * evidence -> membership; summed over calls. */
+    gint64 wait_us[3];
 } HarnessAgent;
 
 HarnessAgent *harness_agent_new(const char *tcti, GError **error);
