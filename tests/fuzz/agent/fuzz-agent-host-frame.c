@@ -8,7 +8,8 @@
  *   - mode bit 0 set: a message payload, wrapped here in a well-formed AGENT
  *     frame so the fuzzer spends its time in the message decoder (seeds:
  *     tests/fuzz/corpus/fuzz-message with a 0x01 byte in front).
- * Checks: no crash or sanitizer report; a decoded message is one a
+ * Checks: no crash or sanitizer report; the error report the agent sends
+ * for a refused message encodes; a decoded message is one a
  * supervisor sends, re-encodes, and decodes again to the same bytes; the
  * sequencing check answers for every phase.
  *
@@ -43,6 +44,19 @@ static void check(const void *frame, gsize len, TvdAgentPhase phase)
         }
         if (err->code == TVD_AGENT_FRAME_ERROR_DIRECTION && type == 0) {
             abort();
+        }
+        /* handle_frame reports it with this text: it must encode. */
+        if (err->code == TVD_AGENT_FRAME_ERROR_MESSAGE) {
+            TvdMsg rep = { .type = TVD_MSG_ERROR_REPORT };
+            GBytes *enc;
+
+            rep.u.error_report.code = TVD_MSG_ERR_MALFORMED;
+            rep.u.error_report.text = err->message;
+            enc = tvd_msg_encode(&rep, NULL);
+            if (!enc) {
+                abort();
+            }
+            g_bytes_unref(enc);
         }
         g_error_free(err);
         return;

@@ -244,6 +244,26 @@ static void test_malformed_messages(void)
     }
 }
 
+/* handle_frame answers a refused message with an ERROR_REPORT carrying the
+ * error's text: that report must itself encode, or the supervisor never
+ * hears why. */
+static void assert_reportable(const GError *refusal, guint16 type)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GBytes) enc = NULL;
+    TvdMsg rep = { .type = TVD_MSG_ERROR_REPORT };
+
+    rep.u.error_report.code = TVD_MSG_ERR_MALFORMED;
+    rep.u.error_report.ref_type = type;
+    rep.u.error_report.text = refusal->message;
+    enc = tvd_msg_encode(&rep, &err);
+    if (!enc) {
+        g_test_message("unreportable: \"%s\": %s", refusal->message,
+                       err->message);
+    }
+    g_assert_no_error(err);
+}
+
 /* Every single-byte change and every truncation of every vector's payload,
  * inside a well-formed frame: either a message for the agent or an error,
  * never anything else (and never a crash under the sanitizers). */
@@ -278,6 +298,7 @@ static void test_mutations(void)
                     } else {
                         g_assert_nonnull(err);
                         g_assert_true(err->domain == TVD_AGENT_FRAME_ERROR);
+                        assert_reportable(err, type);
                         refused++;
                     }
                 }
