@@ -243,7 +243,8 @@ GSubprocess *tvd_vtpm_start(const TvdSupervisorConfig *cfg, const char *dir,
         if (g_file_test(ctrl_path, G_FILE_TEST_EXISTS)) {
             return p;
         }
-        if (g_subprocess_get_if_exited(p)) {
+        /* Only a reaped process has an exit status: no identifier left. */
+        if (!g_subprocess_get_identifier(p)) {
             break;
         }
         g_usleep(10 * 1000);
