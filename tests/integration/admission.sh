@@ -14,13 +14,24 @@
 #   5. bad's QEMU killed: running false, its swtpm gone;
 #   6. the supervisor killed and restarted: states kept; readmit good: it is
 #      attested again and ADMITTED.
+# Two more VMs of the good image run at the same time: "drift" changes
+# /opt/app/app.sh after its admission and is QUARANTINED at the next round;
+# in "mute" the agent is killed after the admission, the deadline is missed
+# and it is QUARANTINED. The guests run the agent through guest-tvd-run.sh.
+#
+# A fifth VM, "ima", boots the IMA variant of the image (ima_policy=tcb) in
+# domain "violet", whose policy allows exactly the files of the image
+# (their digests, taken from the initrd) and denies anything else: it is
+# ADMITTED on the IMA log its kernel wrote, then runs a program that is not
+# in the image and is QUARANTINED with that program named.
 #
 # Needs TVD_BUILD_DIR (meson sets it), swtpm, jq, sha256sum. Prints TAP;
 # IT_KEEP=1 keeps the work dir (supervisor log, consoles, state).
 set -uo pipefail
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-PLAN=26
+PLAN=40
 it_init 0
 it_need swtpm swtpm_setup swtpm_localca jq sha256sum ||
     it_skip_all "missing programs: $IT_MISSING"
@@ -62,8 +73,107 @@ wait_vm() {
     done
 }
 console() { tr -d '\r' <"$STATE/vms/$1/console.log" 2>/dev/null; }
+
+# sub A B: A - B in seconds with one decimal, "?" when either is unknown.
+sub() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }' || echo "?"; }
+
+# Audit records are the supervisor's own account of every transition, with
+# its clock: a state that lasted less than a poll is still there. An entry
+# (docs/api.md) has "action" (the new state) and "subject" ("vm/NAME").
+AUDIT_VM='.entries[] | select(.subject == "vm/" + $vm)'
+audit_of() {
+    ctl audit --json --limit 1000 2>/dev/null |
+        jq -r --arg vm "$1" "$AUDIT_VM"' | .time + " " + .action + ": " + (.reason // "")'
+}
+# wait_audit VM EVENT TIMEOUT [AFTER]: print the time (epoch) of VM's first
+# EVENT record (admitted, quarantined, ...) later than AFTER (epoch).
+wait_audit() {
+    local end t e
+    end=$(($(date +%s) + $3))
+    while :; do
+        while read -r t; do
+            e=$(date -d "$t" +%s.%N) || continue
+            if [ -z "${4:-}" ] || awk -v a="$e" -v b="$4" 'BEGIN { exit !(a > b) }'; then
+                echo "$e"
+                return 0
+            fi
+        done < <(ctl audit --json --limit 1000 2>/dev/null |
+            jq -r --arg vm "$1" --arg ev "$2" "$AUDIT_VM"' | select(.action | ascii_downcase == $ev) | .time')
+        [ "$(date +%s)" -lt "$end" ] || return 1
+        sleep 0.5
+    done
+}
+
+# The watcher notes when a console line of interest first appears (host
+# clock): "EPOCH VM MARK" lines in $W/marks. Marks: booted, run (the agent
+# starts), tampered, killed, unknown (guest-tvd-run.sh's faults).
+watch_consoles() {
+    local f vm line m
+    declare -A seen=()
+    while :; do
+        for f in "$STATE"/vms/*/console.log; do
+            [ -e "$f" ] || continue
+            vm=${f%/console.log}
+            vm=${vm##*/}
+            while read -r line; do
+                case "$line" in
+                *booted*) m=booted ;;
+                *"run /"*) m=run ;;
+                *tampered*) m=tampered ;;
+                *killed*) m=killed ;;
+                *unknown*) m=unknown ;;
+                *) continue ;;
+                esac
+                [ -z "${seen[$vm:$m]:-}" ] || continue
+                seen[$vm:$m]=1
+                echo "$(date +%s.%N) $vm $m" >>"$W/marks"
+            done < <(grep -o -E 'TVD-GUEST: (booted|run /|tampered|killed the agent|ran an unknown)' "$f")
+        done
+        sleep 0.2
+    done
+}
+mark_time() { awk -v v="$1" -v m="$2" '$2 == v && $3 == m { print $1; exit }' "$W/marks" 2>/dev/null; }
+wait_mark() {
+    local end
+    end=$(($(date +%s) + $3))
+    until [ -n "$(mark_time "$1" "$2")" ]; do
+        [ "$(date +%s)" -lt "$end" ] || return 1
+        sleep 0.2
+    done
+    mark_time "$1" "$2"
+}
+declare -A T_START=()
+# vm_times VM T_ADMITTED: boot and agent-start-to-admitted diagnostics.
+vm_times() {
+    it_diag "$1: boot (vm start -> /init) $(sub "$(mark_time "$1" booted)" "${T_START[$1]:-}") s, agent start -> first verdict $(sub "$2" "$(mark_time "$1" run)") s, vm start -> first verdict $(sub "$2" "${T_START[$1]:-}") s"
+}
+
+# fault_case VM MARK WHAT REASON-GLOB: VM is ADMITTED, then its guest does
+# WHAT (console MARK) and VM is QUARANTINED with a reason matching the glob.
+fault_case() {
+    local vm=$1 mark=$2 what=$3 glob=$4 ta tm tq reason
+    if ta=$(wait_audit "$vm" admitted 300); then
+        it_ok "$vm is ADMITTED"
+        vm_times "$vm" "$ta"
+    else
+        it_not_ok "$vm is ADMITTED" "$(audit_of "$vm")" "$(console_tail "$vm")"
+    fi
+    if tm=$(wait_mark "$vm" "$mark" 120) && tq=$(wait_audit "$vm" quarantined 120 "$ta"); then
+        it_ok "$vm $what and is QUARANTINED"
+        it_diag "detection ($what -> QUARANTINED): $(sub "$tq" "$tm") s"
+    else
+        it_not_ok "$vm $what and is QUARANTINED" "$(audit_of "$vm")" "$(console_tail "$vm")"
+    fi
+    reason=$(vm_field "$vm" .reason)
+    it_diag "$vm: $reason"
+    # shellcheck disable=SC2254 # the glob is the point
+    case "$reason" in
+    $glob) it_ok "$vm: the reason is $glob" ;;
+    *) it_not_ok "$vm: the reason is $glob" "reason: $reason" ;;
+    esac
+}
 console_tail() { console "$1" | tail -n "${2:-25}" | sed "s/^/$1 console: /"; }
-sup_tail() { tail -n "${1:-25}" "$W/supervisor.log" | sed 's/^/supervisor: /'; }
+sup_tail() { tail -n 25 "$W/supervisor.log" | sed 's/^/supervisor: /'; }
 
 start_supervisor() {
     "$SUP_BIN" --config "$W/supervisor.conf" >>"$W/supervisor.log" 2>&1 &
@@ -81,14 +191,21 @@ start_supervisor() {
 # stop whatever is left of them at the end (by pid, from the VM records).
 stop_vms() {
     local pid
+    # shellcheck disable=SC2013 # one number per file
     for pid in $(cat "$STATE"/vms/*/qemu.pid 2>/dev/null); do
-        case "$(cat "/proc/$pid/cmdline" 2>/dev/null | tr '\0' ' ')" in
+        case "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" in
         *"$STATE"*) it_stop "$pid" ;;
         esac
     done
     for pid in $(pgrep -f -- "swtpm .*$STATE/" 2>/dev/null); do it_stop "$pid"; done
 }
-trap 'rc=$?; stop_vms; (exit $rc); it_cleanup' EXIT
+on_exit() {
+    local rc=$?
+    stop_vms
+    (exit "$rc")
+    it_cleanup
+}
+trap on_exit EXIT
 
 # ---- images -------------------------------------------------------------------
 
@@ -96,7 +213,9 @@ mkdir -p "$W/app"
 printf '#!/bin/sh\necho "app: serving"\n' >"$W/app/app.sh"
 printf '#!/bin/sh\necho "evil: exfiltrating"\n' >"$W/app/evil.sh"
 chmod 0755 "$W/app/app.sh" "$W/app/evil.sh"
-withs=(--with "$AGENT:/usr/bin/tvd-agent" --with "$tcti" --with "$W/app/app.sh:/opt/app/app.sh")
+withs=(--with "$AGENT:/usr/bin/tvd-agent" --with "$tcti"
+    --with "$(dirname "$0")/guest-tvd-run.sh:/usr/bin/tvd-run"
+    --with "$W/app/app.sh:/opt/app/app.sh")
 t0=$(it_now)
 if img=$(it_guest_image "${withs[@]}") &&
     img_bad=$(it_guest_image "${withs[@]}" --with "$W/app/evil.sh:/opt/app/evil.sh"); then
@@ -106,6 +225,15 @@ else
     it_not_ok "guest images build" "$(tail -n 20 "$W/build-guest-image.log")"
     it_skip_rest $PLAN "no guest image"
     exit 1
+fi
+img_ima=""
+if ! command -v busybox >/dev/null; then
+    it_skip "IMA guest image builds" "no busybox on the host to unpack the initrd"
+elif img_ima=$(it_guest_image --ima "${withs[@]}"); then
+    it_ok "IMA guest image builds"
+else
+    it_not_ok "IMA guest image builds" "$(tail -n 20 "$W/build-guest-image.log")"
+    img_ima=""
 fi
 if ! it_qemu; then
     it_skip_rest $PLAN "QEMU with the tvd device could not be built"
@@ -140,7 +268,7 @@ cat >"$W/blue.json" <<EOF
     "excludes": ["/proc/**"],
     "unlisted": "deny"
   },
-  "attestation": { "interval": "5s", "deadline": "60s", "on_failure": "quarantine" },
+  "attestation": { "interval": "5s", "deadline": "30s", "on_failure": "quarantine" },
   "network": { "subnet": "10.100.0.0/24", "roles": ["app"], "default_role": "app" }
 }
 EOF
@@ -148,6 +276,38 @@ if "$PTOOL" sign --key "$W/admin.key" "$W/blue.json" >"$W/sign.log" 2>&1; then
     it_ok "policy blue signed"
 else
     it_not_ok "policy blue signed" "$(cat "$W/sign.log")"
+fi
+
+# violet: every regular file of the IMA image is allowed by its digest (the
+# kernel's own files, busybox, the agent and its libraries, /init), anything
+# else is denied. The initrd is a gzip'ed newc cpio: busybox unpacks it.
+if [ -n "$img_ima" ]; then
+    mkdir "$W/ima-root"
+    (cd "$W/ima-root" && gzip -dc "$img_ima/initrd.img" | busybox cpio -id 2>/dev/null)
+    allow=$(find "$W/ima-root" -type f -exec sha256sum {} + | cut -d' ' -f1 | sort -u |
+        sed 's/.*/"&"/' | paste -sd, -)
+    it_diag "violet allows the $(find "$W/ima-root" -type f | wc -l) files of the IMA image"
+    cat >"$W/violet.json" <<EOF
+{
+  "tvd_policy": 1,
+  "serial": 1,
+  "description": "admission integration test, IMA",
+  "domain": { "name": "violet", "id": 300 },
+  "membership": {
+    "reference_digests": [
+      { "path": "/usr/bin/tvd-agent", "sha256": "$agent_sha", "required": true },
+      { "path": "/opt/app/app.sh", "sha256": "$app_sha", "required": true }
+    ],
+    "ima_allowlist": [$allow],
+    "excludes": ["/proc/**"],
+    "unlisted": "deny"
+  },
+  "attestation": { "interval": "5s", "deadline": "30s", "on_failure": "quarantine" },
+  "network": { "subnet": "10.30.0.0/24", "roles": ["app"], "default_role": "app" }
+}
+EOF
+    "$PTOOL" sign --key "$W/admin.key" "$W/violet.json" >>"$W/sign.log" 2>&1 ||
+        it_diag "signing violet failed: $(cat "$W/sign.log")"
 fi
 
 cat >"$W/supervisor.conf" <<EOF
@@ -162,6 +322,8 @@ EOF
 
 # ---- supervisor, domain, VMs ---------------------------------------------------
 
+watch_consoles &
+it_track $!
 if start_supervisor; then
     it_ok "supervisor starts and serves the API"
 else
@@ -175,15 +337,30 @@ else
     it_not_ok "tvdctl domain create blue" "$out"
 fi
 
-append="$(cat "$img/cmdline") tvd.run=/usr/bin/tvd-agent -- -m /opt/app"
-t_start=$(it_now)
+append="$(cat "$img/cmdline") tvd.run=/usr/bin/tvd-run -- -m /opt/app"
+if [ -n "$img_ima" ]; then
+    if out=$(ctl domain create violet --policy "$W/violet.json" \
+        --signature "$W/violet.json.sig" 2>&1) &&
+        T_START[ima]=$(it_now) &&
+        out=$(ctl vm start ima --domain violet --kernel "$img_ima/vmlinuz" \
+            --initrd "$img_ima/initrd.img" \
+            --append "$(cat "$img_ima/cmdline") tvd.run_unknown=2 tvd.run=/usr/bin/tvd-run -- -m /opt/app" 2>&1); then
+        it_ok "tvdctl domain create violet, vm start ima"
+    else
+        it_not_ok "tvdctl domain create violet, vm start ima" "$out"
+        img_ima=""
+    fi
+else
+    it_skip "tvdctl domain create violet, vm start ima" "no IMA image"
+fi
+T_START[good]=$(it_now)
 if out=$(ctl vm start good --domain blue --kernel "$img/vmlinuz" \
     --initrd "$img/initrd.img" --append "$append" 2>&1); then
     it_ok "tvdctl vm start good"
 else
     it_not_ok "tvdctl vm start good" "$out" "$(sup_tail)"
 fi
-t_start_bad=$(it_now)
+T_START[bad]=$(it_now)
 if out=$(ctl vm start bad --domain blue --kernel "$img_bad/vmlinuz" \
     --initrd "$img_bad/initrd.img" --append "$append" 2>&1); then
     it_ok "tvdctl vm start bad"
@@ -191,13 +368,21 @@ else
     it_not_ok "tvdctl vm start bad" "$out" "$(sup_tail)"
 fi
 
+for vm in drift:tvd.tamper=2 mute:tvd.kill_agent=2; do
+    T_START[${vm%%:*}]=$(it_now)
+    if out=$(ctl vm start "${vm%%:*}" --domain blue --kernel "$img/vmlinuz" \
+        --initrd "$img/initrd.img" --append "${vm#*:} $append" 2>&1); then
+        it_ok "tvdctl vm start ${vm%%:*} (${vm#*:})"
+    else
+        it_not_ok "tvdctl vm start ${vm%%:*} (${vm#*:})" "$out" "$(sup_tail)"
+    fi
+done
+
 # ---- 1. good is admitted ---------------------------------------------------------
 
 if wait_vm good '.state == "ADMITTED"' 300 '.state == "QUARANTINED" or .state == "REVOKED"'; then
     it_ok "good becomes ADMITTED"
-    it_diag "admission latency (vm start -> ADMITTED): $(it_elapsed "$t_start") s"
-    boot=$(console good | grep -c 'TVD-GUEST: booted' || true)
-    [ "$boot" -gt 0 ] || it_diag "(no boot line on good's console yet)"
+    vm_times good "$(wait_audit good admitted 5)"
 else
     it_not_ok "good becomes ADMITTED" "state: $(vm_field good .state): $(vm_field good .reason)" \
         "$(console_tail good)" "$(sup_tail)"
@@ -218,7 +403,7 @@ fi
 
 if wait_vm bad '.state == "QUARANTINED"' 300 '.state == "ADMITTED"'; then
     it_ok "bad becomes QUARANTINED"
-    it_diag "detection (vm start -> QUARANTINED): $(it_elapsed "$t_start_bad") s"
+    vm_times bad "$(wait_audit bad quarantined 5)"
 else
     it_not_ok "bad becomes QUARANTINED" "state: $(vm_field bad .state): $(vm_field bad .reason)" \
         "$(console_tail bad)" "$(sup_tail)"
@@ -230,6 +415,16 @@ case "$reason" in
 *) it_not_ok "the reason names /opt/app/evil.sh" "reason: $reason" ;;
 esac
 it_is "bad's link is down" "$(vm_field bad .link_up)" false
+
+# ---- drift, mute, ima: faults after the admission --------------------------------
+
+fault_case drift tampered "changes /opt/app/app.sh" 'digest-mismatch*/opt/app/app.sh*'
+fault_case mute killed "loses its agent" '*deadline missed*'
+if [ -z "$img_ima" ]; then
+    for _ in 1 2 3; do it_skip "IMA guest" "no IMA image"; done
+else
+    fault_case ima unknown "runs a program that is not in the image" 'unknown-digest*/root/unknown.sh*'
+fi
 
 # ---- 3. revoke ---------------------------------------------------------------------
 
@@ -291,6 +486,8 @@ fi
 it_is "good is still REVOKED" "$(vm_field good .state)" REVOKED
 it_is "bad is still QUARANTINED and not running" \
     "$(vm_field bad '.state + " " + (.running | tostring)')" "QUARANTINED false"
+it_is "drift and mute are still QUARANTINED" \
+    "$(vm_field drift .state) $(vm_field mute .state)" "QUARANTINED QUARANTINED"
 # The device reconnects to the new supervisor, the agent says hello again.
 if wait_vm good '.running == true' 20; then
     it_ok "good's QEMU is followed again"
