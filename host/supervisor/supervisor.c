@@ -670,14 +670,24 @@ TvdVm *tvd_supervisor_vm_start(TvdSupervisor *sup, const TvdVmSpec *spec,
     return vm;
 }
 
-gboolean tvd_supervisor_vm_stop(TvdSupervisor *sup, const char *name,
-                                GError **error)
+/* The VM named @name, or NULL with a NOT_FOUND error. */
+static TvdVm *vm_lookup(TvdSupervisor *sup, const char *name, GError **error)
 {
     TvdVm *vm = tvd_supervisor_vm_find(sup, name);
 
     if (!vm) {
         g_set_error(error, TVD_SUPERVISOR_ERROR, TVD_SUPERVISOR_ERROR_NOT_FOUND,
                     "no VM named %s", name);
+    }
+    return vm;
+}
+
+gboolean tvd_supervisor_vm_stop(TvdSupervisor *sup, const char *name,
+                                GError **error)
+{
+    TvdVm *vm = vm_lookup(sup, name, error);
+
+    if (!vm) {
         return FALSE;
     }
     if (!vm->running) {
@@ -712,12 +722,10 @@ GList *tvd_supervisor_vm_list(TvdSupervisor *sup)
 gboolean tvd_supervisor_vm_revoke(TvdSupervisor *sup, const char *name,
                                   const char *reason, GError **error)
 {
-    TvdVm *vm = tvd_supervisor_vm_find(sup, name);
+    TvdVm *vm = vm_lookup(sup, name, error);
     g_autofree char *why = NULL;
 
     if (!vm) {
-        g_set_error(error, TVD_SUPERVISOR_ERROR, TVD_SUPERVISOR_ERROR_NOT_FOUND,
-                    "no VM named %s", name);
         return FALSE;
     }
     why = g_strdup_printf("revoked by the operator%s%s",
@@ -730,11 +738,9 @@ gboolean tvd_supervisor_vm_revoke(TvdSupervisor *sup, const char *name,
 gboolean tvd_supervisor_vm_readmit(TvdSupervisor *sup, const char *name,
                                    GError **error)
 {
-    TvdVm *vm = tvd_supervisor_vm_find(sup, name);
+    TvdVm *vm = vm_lookup(sup, name, error);
 
     if (!vm) {
-        g_set_error(error, TVD_SUPERVISOR_ERROR, TVD_SUPERVISOR_ERROR_NOT_FOUND,
-                    "no VM named %s", name);
         return FALSE;
     }
     if (vm->state != TVD_STATE_REVOKED && vm->state != TVD_STATE_QUARANTINED) {
