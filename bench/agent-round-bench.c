@@ -12,7 +12,7 @@
  *    the next ones find one changed file each.
  *
  * 2. The transfer of a 100,000-entry IMA log: ima-ng records chunked as the
- *    agent does (fill_chunk of agent.c: a mailbox half less 4 KiB of room per
+ *    agent does (tvd_pending_log_fill_chunk of guest-agent/log-chunk.c: a mailbox half less 4 KiB of room per
  *    message), each LOG_CHUNK encoded into a frame, then decoded as the
  *    supervisor does (tvd_frame_decode, tvd_msg_decode), for a 32 KiB half
  *    (the default 64 KiB mailbox) and a 1 MiB half. Without the device: the
@@ -32,6 +32,7 @@
 
 #include "agent-tpm.h"
 #include "frame.h"
+#include "log-chunk.h"
 #include "measure.h"
 #include "message.h"
 #include "tpm-test-util.h"
@@ -63,35 +64,6 @@ static double median(const double *v, guint n)
 
 /* ---- agent.c's chunking ------------------------------------------------------ */
 
-typedef struct {
-    TvdLogKind kind;
-    guint64 offset;
-    GPtrArray *entries;
-    guint next;
-} PendingLog;
-
-/* A copy of fill_chunk in guest-agent/agent.c (static there). */
-static void fill_chunk(PendingLog *log, TvdMsgLogChunk *chunk, gsize budget)
-{
-    gsize used = 0;
-
-    chunk->kind = log->kind;
-    chunk->offset = log->offset + log->next;
-    chunk->entries = g_ptr_array_new();
-    while (log->next < log->entries->len &&
-           chunk->entries->len < TVD_MSG_LOG_ENTRIES_MAX) {
-        GBytes *e = log->entries->pdata[log->next];
-        gsize need = g_bytes_get_size(e) + 8;
-
-        if (used + need > budget && chunk->entries->len > 0) {
-            break;
-        }
-        used += need;
-        g_ptr_array_add(chunk->entries, e);
-        log->next++;
-    }
-    chunk->more = log->next < log->entries->len;
-}
 
 static gsize budget_of(gsize half)
 {
@@ -155,7 +127,7 @@ static int run_rounds(TvdAgentTpm *tpm, guint rounds, guint files)
         g_auto(TvdAgentTpmQuote) q = { 0 };
         TvdMsg msg = { .type = TVD_MSG_EVIDENCE };
         TvdMsgEvidence *ev = &msg.u.evidence;
-        PendingLog log = { TVD_LOG_AGENT_LIST, sent, NULL, 0 };
+        TvdPendingLog log = { TVD_LOG_AGENT_LIST, sent, NULL, 0 };
         g_autoptr(GBytes) payload = NULL, frame = NULL;
         Ctx c = { tpm, 0 };
         guint8 nonce[32];
@@ -190,7 +162,7 @@ static int run_rounds(TvdAgentTpm *tpm, guint rounds, guint files)
         }
         ev->n_pcrs = 16;
         log.entries = tvd_agent_list_since(list, sent);
-        fill_chunk(&log, &ev->logs[0], budget_of(half));
+        tvd_pending_log_fill_chunk(&log, &ev->logs[0], budget_of(half));
         ev->n_logs = 1;
         payload = tvd_msg_encode(&msg, &error);
         frame = payload ? tvd_frame_encode_bytes(TVD_FRAME_AGENT, r + 1,
@@ -246,7 +218,7 @@ static int run_log(guint n_entries, gsize half)
     g_autoptr(GPtrArray) frames = g_ptr_array_new_with_free_func(
         (GDestroyNotify)g_bytes_unref);
     g_autoptr(GError) error = NULL;
-    PendingLog log = { TVD_LOG_IMA_NG, 0, NULL, 0 };
+    TvdPendingLog log = { TVD_LOG_IMA_NG, 0, NULL, 0 };
     guint64 bytes = 0, frame_bytes = 0, got = 0;
     gsize max_frame = 0;
     double t0, t1, t2;
@@ -271,7 +243,7 @@ static int run_log(guint n_entries, gsize half)
         g_autoptr(GBytes) payload = NULL;
         GBytes *frame;
 
-        fill_chunk(&log, &chunk.u.log_chunk, budget_of(half));
+        tvd_pending_log_fill_chunk(&log, &chunk.u.log_chunk, budget_of(half));
         payload = tvd_msg_encode(&chunk, &error);
         g_ptr_array_unref(chunk.u.log_chunk.entries);
         frame = payload ? tvd_frame_encode_bytes(TVD_FRAME_AGENT,

@@ -14,6 +14,7 @@
 #include "agent-tpm.h"
 #include "frame.h"
 #include "host-frame.h"
+#include "log-chunk.h"
 #include "measure.h"
 #include "message.h"
 #include "transport.h"
@@ -267,35 +268,6 @@ static GPtrArray *ima_since(Agent *a, guint64 offset)
     return recs;
 }
 
-typedef struct {
-    TvdLogKind kind;
-    guint64 offset;
-    GPtrArray *entries;     /* GBytes */
-    guint next;             /* first entry not sent yet */
-} PendingLog;
-
-/* Fills @chunk with entries of @log up to @budget bytes. */
-static void fill_chunk(PendingLog *log, TvdMsgLogChunk *chunk, gsize budget)
-{
-    gsize used = 0;
-
-    chunk->kind = log->kind;
-    chunk->offset = log->offset + log->next;
-    chunk->entries = g_ptr_array_new();
-    while (log->next < log->entries->len &&
-           chunk->entries->len < TVD_MSG_LOG_ENTRIES_MAX) {
-        GBytes *e = log->entries->pdata[log->next];
-        gsize need = g_bytes_get_size(e) + 8;
-
-        if (used + need > budget && chunk->entries->len > 0) {
-            break;
-        }
-        used += need;
-        g_ptr_array_add(chunk->entries, e);
-        log->next++;
-    }
-    chunk->more = log->next < log->entries->len;
-}
 
 static void on_attest_request(Agent *a, TvdMsgAttestRequest *r)
 {
@@ -303,7 +275,7 @@ static void on_attest_request(Agent *a, TvdMsgAttestRequest *r)
     g_autoptr(GError) err = NULL;
     TvdMsg msg = { .type = TVD_MSG_EVIDENCE };
     TvdMsgEvidence *ev = &msg.u.evidence;
-    PendingLog logs[2] = { 0 };
+    TvdPendingLog logs[2] = { 0 };
     guint n_logs = 0;
     gsize half = tvd_transport_half_size(a->t);
     gsize budget = half > MSG_OVERHEAD * 2 ? half - MSG_OVERHEAD : half / 2;
@@ -364,7 +336,7 @@ static void on_attest_request(Agent *a, TvdMsgAttestRequest *r)
     for (guint i = 0; i < n_logs; i++) {
         gsize share = budget / n_logs;
 
-        fill_chunk(&logs[i], &ev->logs[i], share);
+        tvd_pending_log_fill_chunk(&logs[i], &ev->logs[i], share);
     }
     ev->n_logs = n_logs;
     if (!send_msg(a, &msg, &err)) {
@@ -386,7 +358,7 @@ static void on_attest_request(Agent *a, TvdMsgAttestRequest *r)
         while (logs[i].next < logs[i].entries->len) {
             TvdMsg chunk = { .type = TVD_MSG_LOG_CHUNK };
 
-            fill_chunk(&logs[i], &chunk.u.log_chunk, budget);
+            tvd_pending_log_fill_chunk(&logs[i], &chunk.u.log_chunk, budget);
             if (!send_msg(a, &chunk, &err)) {
                 g_warning("cannot send a log chunk: %s", err->message);
                 g_ptr_array_unref(chunk.u.log_chunk.entries);
