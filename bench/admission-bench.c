@@ -385,7 +385,7 @@ int main(int argc, char **argv)
         { "vms", 0, 0, G_OPTION_ARG_INT, &vms, "simulated VMs", "M" },
         { "skip-latency", 0, 0, G_OPTION_ARG_NONE, &skip_latency, NULL, NULL },
         { "skip-scale", 0, 0, G_OPTION_ARG_NONE, &skip_scale, NULL, NULL },
-        { NULL },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
     g_autoptr(GError) err = NULL;
