@@ -139,6 +139,23 @@ TvdSupervisor *harness_supervisor_new(const char *dir, const char *domain,
     return g_steal_pointer(&sup);
 }
 
+TvdSupervisor *harness_supervisor_restart(const char *dir, GError **error)
+{
+    g_autofree char *conf = g_strdup_printf("[supervisor]\nstate_dir=%s\n",
+                                            dir);
+    TvdSupervisorConfig *cfg = tvd_config_load_data(conf, strlen(conf), error);
+    g_autoptr(TvdSupervisor) sup = NULL;
+
+    if (!cfg) {
+        return NULL;
+    }
+    sup = tvd_supervisor_new(cfg);
+    if (!tvd_supervisor_start(sup, error)) {
+        return NULL;
+    }
+    return g_steal_pointer(&sup);
+}
+
 char *harness_supervisor_setup_conf(TvdSupervisor *sup)
 {
     return g_build_filename(tvd_supervisor_config(sup)->state_dir, "vtpm-ca",

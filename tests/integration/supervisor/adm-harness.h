@@ -41,6 +41,8 @@ gboolean harness_wait(HarnessCond cond, gpointer data, guint timeout_ms);
  */
 TvdSupervisor *harness_supervisor_new(const char *dir, const char *domain,
                                       const char *interval, GError **error);
+/* A supervisor started again on the state of an earlier one in @dir. */
+TvdSupervisor *harness_supervisor_restart(const char *dir, GError **error);
 /* <dir>/vtpm-ca/swtpm_setup.conf: provisions EKs the supervisor trusts. */
 char *harness_supervisor_setup_conf(TvdSupervisor *sup);
 

@@ -565,6 +565,32 @@ static void test_fake_device_oversize(Fixture *f, gconstpointer data)
     admit_good(f);
 }
 
+/*
+ * The supervisor dies in the middle of a re-attestation round and starts
+ * again on its state: the VM is still ADMITTED, its device reconnects and
+ * gets that state pushed (link up again), and the agent, asked for a fresh
+ * hello, is admitted by the new supervisor.
+ */
+static void test_restart_mid_admission(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GBytes) request = NULL;
+
+    if (!f->sup) {
+        return;
+    }
+    admit_good(f);
+    request = expect(f, TVD_MSG_ATTEST_REQUEST);    /* round 2, unanswered */
+    g_clear_pointer(&f->sup, tvd_supervisor_free);
+    f->sup = harness_supervisor_restart(f->dir, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(vm_of(f));
+    g_assert_cmpint(tvd_vm_state(vm_of(f)), ==, TVD_STATE_ADMITTED);
+    g_assert_true(harness_wait(adopted, f, 30000));
+    g_assert_true(harness_wait(link_up, f, 30000));
+    admit_good(f);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -583,6 +609,7 @@ int main(int argc, char **argv)
     ADD("unknown-digest", test_unknown_digest);
     ADD("malformed-and-oversize", test_malformed);
     ADD("fake-device-oversize", test_fake_device_oversize);
+    ADD("restart-mid-admission", test_restart_mid_admission);
 #undef ADD
     return g_test_run();
 }
