@@ -31,7 +31,7 @@ set -uo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-PLAN=40
+PLAN=44
 it_init 0
 it_need swtpm swtpm_setup swtpm_localca jq sha256sum ||
     it_skip_all "missing programs: $IT_MISSING"
@@ -80,6 +80,7 @@ sub() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%
 # Audit records are the supervisor's own account of every transition, with
 # its clock: a state that lasted less than a poll is still there. An entry
 # (docs/api.md) has "action" (the new state) and "subject" ("vm/NAME").
+# shellcheck disable=SC2016 # a jq program
 AUDIT_VM='.entries[] | select(.subject == "vm/" + $vm)'
 audit_of() {
     ctl audit --json --limit 1000 2>/dev/null |
@@ -121,13 +122,14 @@ watch_consoles() {
                 *"run /"*) m=run ;;
                 *tampered*) m=tampered ;;
                 *killed*) m=killed ;;
+                *"state=4 carrier=0"*) m="cut" ;;
                 *unknown*) m=unknown ;;
                 *) continue ;;
                 esac
                 [ -z "${seen[$vm:$m]:-}" ] || continue
                 seen[$vm:$m]=1
                 echo "$(date +%s.%N) $vm $m" >>"$W/marks"
-            done < <(grep -o -E 'TVD-GUEST: (booted|run /|tampered|killed the agent|ran an unknown)' "$f")
+            done < <(grep -o -E 'TVD-GUEST: (booted|run /|tampered|killed the agent|ran an unknown|link state=4 carrier=0)' "$f")
         done
         sleep 0.2
     done
@@ -355,7 +357,7 @@ else
 fi
 T_START[good]=$(it_now)
 if out=$(ctl vm start good --domain blue --kernel "$img/vmlinuz" \
-    --initrd "$img/initrd.img" --append "$append" 2>&1); then
+    --initrd "$img/initrd.img" --append "tvd.watch_link=1 $append" 2>&1); then
     it_ok "tvdctl vm start good"
 else
     it_not_ok "tvdctl vm start good" "$out" "$(sup_tail)"
@@ -388,6 +390,18 @@ else
         "$(console_tail good)" "$(sup_tail)"
 fi
 it_is "good's link is up" "$(vm_field good .link_up)" true
+# The guest's own view of the gate (guest-tvd-run.sh, tvd.watch_link): eth0
+# has no carrier while PENDING, has it once ADMITTED.
+if it_wait_console "$STATE/vms/good/console.log" 'TVD-GUEST: link state=1 carrier=0' 5; then
+    it_ok "good's NIC has no carrier while PENDING (seen in the guest)"
+else
+    it_not_ok "good's NIC has no carrier while PENDING (seen in the guest)" "$(console good | grep 'link state')"
+fi
+if it_wait_console "$STATE/vms/good/console.log" 'TVD-GUEST: link state=2 carrier=1' 30; then
+    it_ok "good's NIC has carrier once ADMITTED (seen in the guest)"
+else
+    it_not_ok "good's NIC has carrier once ADMITTED (seen in the guest)" "$(console good | grep 'link state')"
+fi
 if it_wait_console "$STATE/vms/good/console.log" 'membership: ADMITTED' 30; then
     it_ok "the agent in good is told ADMITTED"
 else
@@ -441,6 +455,12 @@ if it_wait_console "$STATE/vms/good/console.log" 'device state REVOKED' 30; then
     it_ok "the agent in good reads REVOKED from the device"
 else
     it_not_ok "the agent in good reads REVOKED from the device" "$(console_tail good)"
+fi
+if tc=$(wait_mark good cut 30); then
+    it_ok "good's NIC loses its carrier when REVOKED (seen in the guest)"
+    it_diag "revocation (revoke -> no carrier in the guest): $(sub "$tc" "$t0") s"
+else
+    it_not_ok "good's NIC loses its carrier when REVOKED (seen in the guest)" "$(console good | grep 'link state')"
 fi
 
 # ---- 4. audit ------------------------------------------------------------------------
@@ -504,6 +524,14 @@ else
         "state: $(vm_field good .state): $(vm_field good .reason)" "$(console_tail good)" "$(sup_tail)"
 fi
 it_is "good's link is up again" "$(vm_field good .link_up)" true
+end=$(($(date +%s) + 30))
+until [ "$(console good | grep -c 'TVD-GUEST: link state=2 carrier=1')" -ge 2 ] ||
+    [ "$(date +%s)" -ge "$end" ]; do sleep 0.2; done
+if [ "$(console good | grep -c 'TVD-GUEST: link state=2 carrier=1')" -ge 2 ]; then
+    it_ok "good's NIC has carrier again (seen in the guest)"
+else
+    it_not_ok "good's NIC has carrier again (seen in the guest)" "$(console good | grep 'link state')"
+fi
 if out=$(ctl audit --verify 2>&1); then
     it_ok "tvdctl audit --verify after the restart"
 else
