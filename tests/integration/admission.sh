@@ -59,6 +59,9 @@ SUP_PID=""
 ctl() { "$CTL_BIN" --socket "$SOCK" "$@"; }
 # vm_field VM JQ-FILTER: one field of `tvdctl vm show --json`.
 vm_field() { ctl vm show "$1" --json 2>/dev/null | jq -r "$2" 2>/dev/null; }
+# agent_gone VM: the guest's tvd.run program (the agent) has exited, e.g.
+# because the guest kernel found no TPM: nothing will change any more.
+agent_gone() { grep -q 'TVD-GUEST: run-exit=' "$STATE/vms/$1/console.log" 2>/dev/null; }
 # wait_vm VM JQ-CONDITION TIMEOUT [JQ-GIVE-UP]: until the condition on
 # `vm show --json` holds; fails at the timeout or as soon as GIVE-UP holds.
 wait_vm() {
@@ -68,6 +71,7 @@ wait_vm() {
         js=$(ctl vm show "$1" --json 2>/dev/null)
         [ "$(jq -r "$2" <<<"$js" 2>/dev/null)" = true ] && return 0
         [ -n "${4:-}" ] && [ "$(jq -r "$4" <<<"$js" 2>/dev/null)" = true ] && return 1
+        agent_gone "$1" && return 1
         [ "$(date +%s)" -lt "$end" ] || return 1
         sleep 0.2
     done
@@ -100,6 +104,7 @@ wait_audit() {
             fi
         done < <(ctl audit --json --limit 1000 2>/dev/null |
             jq -r --arg vm "$1" --arg ev "$2" "$AUDIT_VM"' | select(.action | ascii_downcase == $ev) | .time')
+        agent_gone "$1" && return 1
         [ "$(date +%s)" -lt "$end" ] || return 1
         sleep 0.5
     done
@@ -139,7 +144,7 @@ wait_mark() {
     local end
     end=$(($(date +%s) + $3))
     until [ -n "$(mark_time "$1" "$2")" ]; do
-        [ "$(date +%s)" -lt "$end" ] || return 1
+        [ "$(date +%s)" -lt "$end" ] && ! agent_gone "$1" || return 1
         sleep 0.2
     done
     mark_time "$1" "$2"
@@ -312,6 +317,12 @@ EOF
         it_diag "signing violet failed: $(cat "$W/sign.log")"
 fi
 
+# The supervisor's default NIC is a tap per VM, which QEMU can only make
+# with CAP_NET_ADMIN; without it, user-mode networking (the gate is the same).
+# TVD_IT_NIC=tap|user chooses.
+nic=${TVD_IT_NIC:-user}
+if [ -z "${TVD_IT_NIC:-}" ] && [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then nic=tap; fi
+it_diag "VM NICs: $nic"
 cat >"$W/supervisor.conf" <<EOF
 [supervisor]
 state_dir=$STATE
@@ -320,6 +331,9 @@ state_dir=$STATE
 binary=$IT_QEMU
 firmware_dir=$IT_QEMU_FW
 accel=tcg
+
+[network]
+nic=$nic
 EOF
 
 # ---- supervisor, domain, VMs ---------------------------------------------------
