@@ -140,6 +140,15 @@ static void send_membership(TvdAdmission *adm, enum tvd_state state,
 {
     TvdMsg msg = { .type = TVD_MSG_MEMBERSHIP };
 
+    /*
+     * A verdict does not lift a revocation (the host keeps the VM revoked):
+     * a round in flight when the VM was revoked must not tell the agent it
+     * is admitted or quarantined. The device already says REVOKED.
+     */
+    if (state != TVD_STATE_REVOKED &&
+        adm->host->state(adm->vm) == TVD_STATE_REVOKED) {
+        return;
+    }
     msg.u.membership.state = state;
     msg.u.membership.reason = code;
     msg.u.membership.reason_text = (char *)text;
