@@ -31,7 +31,7 @@ set -uo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-PLAN=44
+PLAN=46
 it_init 0
 it_need swtpm swtpm_setup swtpm_localca jq sha256sum ||
     it_skip_all "missing programs: $IT_MISSING"
@@ -394,6 +394,16 @@ for vm in drift:tvd.tamper=2 mute:tvd.kill_agent=2; do
     fi
 done
 
+# "once": the agent's one-round mode (tvd-agent --once) in a booted guest:
+# one attestation, what it sent printed as JSON, exit 0 when admitted.
+T_START[once]=$(it_now)
+if out=$(ctl vm start once --domain blue --kernel "$img/vmlinuz" --initrd "$img/initrd.img" \
+    --append "$(cat "$img/cmdline") tvd.run=/usr/bin/tvd-agent -- --once -m /opt/app" 2>&1); then
+    it_ok "tvdctl vm start once (tvd-agent --once)"
+else
+    it_not_ok "tvdctl vm start once (tvd-agent --once)" "$out" "$(sup_tail)"
+fi
+
 # ---- 1. good is admitted ---------------------------------------------------------
 
 if wait_vm good '.state == "ADMITTED"' 300 '.state == "QUARANTINED" or .state == "REVOKED"'; then
@@ -425,6 +435,16 @@ if it_wait_console "$STATE/vms/good/console.log" 'device state ADMITTED' 30; the
     it_ok "the agent in good reads ADMITTED from the device"
 else
     it_not_ok "the agent in good reads ADMITTED from the device" "$(console_tail good)"
+fi
+
+# The one-round agent printed its round and exited 0 (admitted).
+if it_wait_console "$STATE/vms/once/console.log" 'TVD-GUEST: run-exit=' 300 &&
+    [ "$(it_guest_value "$STATE/vms/once/console.log" run-exit)" = 0 ] &&
+    console once | grep -q '"membership": "ADMITTED"' &&
+    console once | grep -q '"agent_entries":'; then
+    it_ok "tvd-agent --once: one round, printed (membership ADMITTED, agent entries), exit 0"
+else
+    it_not_ok "tvd-agent --once: one round, printed, exit 0" "$(console_tail once 40)"
 fi
 
 # ---- 2. bad is quarantined, evil.sh named ------------------------------------------
