@@ -72,7 +72,7 @@ int main(int argc, char **argv)
           "state directory (overrides [supervisor] state_dir)", "DIR" },
         { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
           "log debug messages", NULL },
-        { NULL }
+        G_OPTION_ENTRY_NULL
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new(
         "- Trusted Virtual Domain supervisor");
