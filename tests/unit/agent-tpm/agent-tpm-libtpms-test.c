@@ -36,19 +36,6 @@ open_tpm(const TvdAgentTpmConfig *config)
 }
 
 static void
-assert_clean(void)
-{
-    g_autoptr(GError) error = NULL;
-    guint transients = 99, sessions = 99;
-
-    g_assert_true(tpm_test_count_loaded(tcti, &transients, &sessions,
-                                        &error));
-    g_assert_no_error(error);
-    g_assert_cmpuint(transients, ==, 0);
-    g_assert_cmpuint(sessions, ==, 0);
-}
-
-static void
 parse_public(GBytes *b, TPM2B_PUBLIC *pub)
 {
     size_t off = 0;
@@ -104,7 +91,7 @@ test_ek(gconstpointer data)
     g_assert_true(tvd_agent_tpm_get_ek(tpm, alg, &pub2, &cert2, &error));
     g_assert_no_error(error);
     g_assert_true(g_bytes_equal(pub1, pub2));
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 }
 
 /* ---- AK ---------------------------------------------------------------- */
@@ -147,7 +134,7 @@ test_ak(gconstpointer data)
     g_assert_true(g_bytes_equal(name, name2));
     g_assert_cmpuint(tvd_tcti_libtpms_commands(tcti) - before, <=, 4);
     ak_names[alg] = g_bytes_ref(name);
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 }
 
 /* A power cycle keeps the AKs (they are persistent, in NV). */
@@ -169,7 +156,7 @@ test_ak_power_cycle(void)
         g_assert_nonnull(ak_names[alg]);
         g_assert_true(g_bytes_equal(name, ak_names[alg]));
     }
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 }
 
 /* An object at the AK handle that is not our AK is reported, never evicted. */
@@ -195,7 +182,7 @@ test_ak_foreign(void)
                                           &name, &error));
     g_assert_no_error(error);
     g_assert_true(g_bytes_equal(name, ak_names[TVD_AGENT_TPM_ALG_ECC]));
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 }
 
 static void
@@ -356,7 +343,7 @@ test_device_tcti(void)
     close(slave);
     close(relay.master);
     g_assert_cmpint(sigaction(SIGHUP, &old_hup, NULL), ==, 0);
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 }
 
 /* ---- PCRs ---------------------------------------------------------------- */
@@ -419,7 +406,7 @@ test_pcr_extend_read(void)
     g_assert_cmpuint(g_bytes_get_size(after), ==, 64);
     g_assert_cmpmem(v, 32, expected[10], 32);
     g_assert_cmpmem(v + 32, 32, expected[23], 32);
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 }
 
 static void
@@ -524,7 +511,7 @@ test_quote(gconstpointer data)
                                       sizeof(long_nonce), &q, &error));
     g_assert_no_error(error);
     check_quote(alg, &q, ak_pub, 1, long_nonce, sizeof(long_nonce));
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 }
 
 static void
@@ -567,7 +554,7 @@ test_quote_no_ak(void)
                                        sizeof(nonce), &q, &error));
     g_assert_error(error, TVD_AGENT_TPM_ERROR, TVD_AGENT_TPM_ERROR_FAILED);
     g_assert_nonnull(strstr(error->message, "0x81018077"));
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 }
 
 /* ---- ActivateCredential -------------------------------------------------- */
@@ -607,7 +594,7 @@ test_activate(gconstpointer data)
     g_assert_no_error(error);
     g_assert_nonnull(got);
     g_assert_true(g_bytes_equal(got, secret));
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 
     /* Made for another AK name: the TPM refuses (integrity check). */
     {
@@ -629,7 +616,7 @@ test_activate(gconstpointer data)
     g_assert_nonnull(strstr(error->message, "integrity"));
     g_test_message("wrong AK name: %s", error->message);
     g_clear_error(&error);
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 
     /* Garbage in: refused before the TPM sees it. */
     {
@@ -669,7 +656,7 @@ test_retry(void)
                                              &error));
         g_assert_no_error(error);
     }
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 }
 
 static void
@@ -686,7 +673,7 @@ test_retry_exhausted(void)
     g_assert_error(error, TVD_AGENT_TPM_ERROR, TVD_AGENT_TPM_ERROR_BUSY);
     g_test_message("gave up after %" G_GINT64_FORMAT " ms: %s",
                    (g_get_monotonic_time() - start) / 1000, error->message);
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 }
 
 /*
@@ -773,7 +760,7 @@ test_error_paths(void)
         g_assert_nonnull(strstr(error->message, "TPM failure"));
         g_assert_nonnull(strstr(error->message, "0x00000101"));
         g_assert_nonnull(strstr(error->message, points[i].cmd));
-        assert_clean();
+        tpm_test_assert_clean(tcti);
     }
     /* Nothing was persisted by the failed creations; now it works. */
     {
@@ -783,7 +770,7 @@ test_error_paths(void)
         g_assert_true(tvd_agent_tpm_ensure_ak(tpm, TVD_AGENT_TPM_ALG_RSA,
                                               &pub, &name, &error));
         g_assert_no_error(error);
-        assert_clean();
+        tpm_test_assert_clean(tcti);
     }
 }
 

@@ -81,19 +81,6 @@ open_tpm(void)
     return tpm;
 }
 
-static void
-assert_clean(void)
-{
-    g_autoptr(GError) error = NULL;
-    guint transients = 99, sessions = 99;
-
-    g_assert_true(tpm_test_count_loaded(tcti, &transients, &sessions,
-                                        &error));
-    g_assert_no_error(error);
-    g_assert_cmpuint(transients, ==, 0);
-    g_assert_cmpuint(sessions, ==, 0);
-}
-
 /* The certificate's key, independently of the library: EVP_PKEY_eq. */
 static void
 assert_cert_certifies(GBytes *cert, GBytes *ek_pub, int want_type)
@@ -170,7 +157,7 @@ test_ek_cert(gconstpointer data)
                          TPM2_ECC_NIST_P384);
     }
     ek_pubs[alg] = g_bytes_ref(pub);
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 }
 
 static void
@@ -205,7 +192,7 @@ test_activate(gconstpointer data)
                                             &error);
     g_assert_no_error(error);
     g_assert_true(g_bytes_equal(got, secret));
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 
     memcpy(other, g_bytes_get_data(ak_name, NULL), sizeof(other));
     other[2] ^= 0x80;
@@ -220,7 +207,7 @@ test_activate(gconstpointer data)
     g_assert_null(got);
     g_assert_error(error, TVD_AGENT_TPM_ERROR, TVD_AGENT_TPM_ERROR_FAILED);
     g_test_message("wrong AK name: %s", error->message);
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 }
 
 static char *
@@ -272,7 +259,7 @@ test_quote_checkquote(gconstpointer data)
     g_assert_true(tvd_agent_tpm_quote(tpm, alg, mask, nonce, sizeof(nonce),
                                       &q, &error));
     g_assert_no_error(error);
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 
     /* OpenSSL on its own */
     g_assert_true(tpm_test_verify_signature(ak_pub, q.attest, q.signature,
@@ -350,7 +337,7 @@ test_ak_persists(void)
             g_bytes_unref(names[alg]);
         }
     }
-    assert_clean();
+    tpm_test_assert_clean(tcti);
 }
 
 /*
@@ -381,7 +368,7 @@ test_ek_from_template(gconstpointer data)
     g_assert_true(g_bytes_equal(pub, ek_pubs[alg]));
     assert_cert_certifies(cert, pub, alg == TVD_AGENT_TPM_ALG_RSA ?
                           EVP_PKEY_RSA : EVP_PKEY_EC);
-    assert_clean();
+    tpm_test_assert_clean(tcti);
     /* Activation against the transient EK (policy session for RSA). */
     test_activate(GUINT_TO_POINTER((guint)alg << 4 | (guint)alg));
 }

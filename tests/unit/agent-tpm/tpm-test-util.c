@@ -563,3 +563,16 @@ tpm_test_swtpm_free(TpmTestSwtpm *s)
     g_free(s->tcti);
     g_free(s);
 }
+
+void
+tpm_test_assert_clean(TSS2_TCTI_CONTEXT *tcti)
+{
+    g_autoptr(GError) error = NULL;
+    guint transients = 99, sessions = 99;
+
+    g_assert_true(tpm_test_count_loaded(tcti, &transients, &sessions,
+                                        &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(transients, ==, 0);
+    g_assert_cmpuint(sessions, ==, 0);
+}

@@ -26,6 +26,8 @@ gboolean tpm_test_verify_signature(GBytes *ak_public, GBytes *attest,
  */
 gboolean tpm_test_count_loaded(TSS2_TCTI_CONTEXT *tcti, guint *transients,
                                guint *sessions, GError **error);
+/* Asserts that no transient object or session is left loaded in the TPM. */
+void tpm_test_assert_clean(TSS2_TCTI_CONTEXT *tcti);
 
 /* Evicts the persistent object at @handle (owner auth, empty). */
 gboolean tpm_test_evict(TSS2_TCTI_CONTEXT *tcti, guint32 handle,

@@ -49,8 +49,9 @@ typedef struct {
     gboolean up;
 } Tpm;
 
+/* Binds (@bind_it) or connects to 127.0.0.1:@port; TRUE if that works. */
 static gboolean
-port_free(int port)
+port_try(int port, gboolean bind_it)
 {
     struct sockaddr_in a;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -60,7 +61,8 @@ port_free(int port)
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    ok = fd >= 0 && (bind_it ? bind(fd, (struct sockaddr *)&a, sizeof(a))
+                            : connect(fd, (struct sockaddr *)&a, sizeof(a))) == 0;
     if (fd >= 0) {
         close(fd);
     }
@@ -68,21 +70,15 @@ port_free(int port)
 }
 
 static gboolean
+port_free(int port)
+{
+    return port_try(port, TRUE);
+}
+
+static gboolean
 port_open(int port)
 {
-    struct sockaddr_in a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    gboolean ok;
-
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    if (fd >= 0) {
-        close(fd);
-    }
-    return ok;
+    return port_try(port, FALSE);
 }
 
 /* swtpm_setup with swtpm_localca, as the supervisor provisions a vTPM:
