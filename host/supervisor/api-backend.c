@@ -8,6 +8,7 @@
 #include "api-backend.h"
 
 #include "audit.h"
+#include "json-util.h"
 #include "domains.h"
 #include "supervisor.h"
 
@@ -193,21 +194,12 @@ static gboolean be_domain_update(void *ctx, const char *name,
                                  error);
 }
 
-static const char *member_str(JsonObject *o, const char *name)
-{
-    JsonNode *n = json_object_get_member(o, name);
-
-    return n && JSON_NODE_HOLDS_VALUE(n) &&
-           json_node_get_value_type(n) == G_TYPE_STRING
-           ? json_node_get_string(n) : NULL;
-}
-
 /* An audit record as the API's entry: seq, time, action, subject, ... */
 static void audit_entry(JsonObject *rec, JsonBuilder *out)
 {
-    const char *vm = member_str(rec, "vm");
-    const char *domain = member_str(rec, "domain");
-    const char *reason = member_str(rec, "reason");
+    const char *vm = tvd_json_string_member(rec, "vm");
+    const char *domain = tvd_json_string_member(rec, "domain");
+    const char *reason = tvd_json_string_member(rec, "reason");
     g_autofree char *subject = vm ? g_strconcat("vm/", vm, NULL)
                                : domain ? g_strconcat("domain/", domain, NULL)
                                : g_strdup("supervisor");
@@ -216,13 +208,13 @@ static void audit_entry(JsonObject *rec, JsonBuilder *out)
     json_builder_set_member_name(out, "seq");
     json_builder_add_int_value(out, json_object_get_int_member(rec, "seq"));
     json_builder_set_member_name(out, "time");
-    json_builder_add_string_value(out, member_str(rec, "time"));
+    json_builder_add_string_value(out, tvd_json_string_member(rec, "time"));
     json_builder_set_member_name(out, "action");
-    json_builder_add_string_value(out, member_str(rec, "event"));
+    json_builder_add_string_value(out, tvd_json_string_member(rec, "event"));
     json_builder_set_member_name(out, "subject");
     json_builder_add_string_value(out, subject);
     json_builder_set_member_name(out, "actor");
-    json_builder_add_string_value(out, member_str(rec, "actor"));
+    json_builder_add_string_value(out, tvd_json_string_member(rec, "actor"));
     json_builder_set_member_name(out, "reason");
     if (reason) {
         json_builder_add_string_value(out, reason);
@@ -230,7 +222,7 @@ static void audit_entry(JsonObject *rec, JsonBuilder *out)
         json_builder_add_null_value(out);
     }
     json_builder_set_member_name(out, "hash");
-    json_builder_add_string_value(out, member_str(rec, "hash"));
+    json_builder_add_string_value(out, tvd_json_string_member(rec, "hash"));
     json_builder_end_object(out);
 }
 

@@ -25,6 +25,7 @@
 #include "audit.h"
 #include "domains.h"
 #include "frame.h"
+#include "json-util.h"
 #include "launcher.h"
 #include "message.h"
 #include "store.h"
@@ -820,15 +821,6 @@ static gboolean vm_watch_pid(TvdVm *vm)
     return TRUE;
 }
 
-static const char *member_string(JsonObject *o, const char *name)
-{
-    JsonNode *n = json_object_get_member(o, name);
-
-    return n && JSON_NODE_HOLDS_VALUE(n) &&
-           json_node_get_value_type(n) == G_TYPE_STRING
-           ? json_node_get_string(n) : NULL;
-}
-
 static void vm_restore(TvdSupervisor *sup, TvdStoreEntry *entry)
 {
     g_autoptr(JsonParser) parser = json_parser_new();
@@ -847,31 +839,31 @@ static void vm_restore(TvdSupervisor *sup, TvdStoreEntry *entry)
         return;
     }
     o = json_node_get_object(json_parser_get_root(parser));
-    name = member_string(o, "name");
+    name = tvd_json_string_member(o, "name");
     if (!name_is_valid(name) || g_hash_table_contains(sup->vms, name) ||
-        !state_from_name(member_string(o, "state"))) {
+        !state_from_name(tvd_json_string_member(o, "state"))) {
         g_warning("ignoring the invalid VM record %s", entry->key);
         return;
     }
     vm = vm_new(sup, name);
     vm->dir = g_build_filename(sup->cfg->state_dir, "vms", name, NULL);
-    vm->vm_id = g_strdup(member_string(o, "vm_id"));
-    vm->domain = g_strdup(member_string(o, "domain"));
-    vm->role = g_strdup(member_string(o, "role"));
-    vm->state = state_from_name(member_string(o, "state"));
+    vm->vm_id = g_strdup(tvd_json_string_member(o, "vm_id"));
+    vm->domain = g_strdup(tvd_json_string_member(o, "domain"));
+    vm->role = g_strdup(tvd_json_string_member(o, "role"));
+    vm->state = state_from_name(tvd_json_string_member(o, "state"));
     vm->reason_code = json_object_get_int_member_with_default(o, "reason_code",
                                                               0);
-    vm->reason = g_strdup(member_string(o, "reason"));
-    since = g_date_time_new_from_iso8601(member_string(o, "since") ?
-                                         member_string(o, "since") : "", NULL);
+    vm->reason = g_strdup(tvd_json_string_member(o, "reason"));
+    since = g_date_time_new_from_iso8601(tvd_json_string_member(o, "since") ?
+                                         tvd_json_string_member(o, "since") : "", NULL);
     vm->since_us = since ? g_date_time_to_unix(since) * G_USEC_PER_SEC
                          : g_get_real_time();
     g_clear_pointer(&since, g_date_time_unref);
     vm->adopted = json_object_get_boolean_member_with_default(o, "adopted",
                                                               FALSE);
-    vm->kernel = g_strdup(member_string(o, "kernel"));
-    vm->initrd = g_strdup(member_string(o, "initrd"));
-    vm->append = g_strdup(member_string(o, "append"));
+    vm->kernel = g_strdup(tvd_json_string_member(o, "kernel"));
+    vm->initrd = g_strdup(tvd_json_string_member(o, "initrd"));
+    vm->append = g_strdup(tvd_json_string_member(o, "append"));
     vm->memory_mib = json_object_get_int_member_with_default(o, "memory", 0);
     vm->qemu_pid = json_object_get_int_member_with_default(o, "qemu_pid", 0);
     if (!vm->adopted) {
