@@ -31,7 +31,7 @@ set -uo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-PLAN=46
+PLAN=34
 it_init 0
 it_need swtpm swtpm_setup swtpm_localca jq sha256sum ||
     it_skip_all "missing programs: $IT_MISSING"
@@ -226,20 +226,18 @@ withs=(--with "$AGENT:/usr/bin/tvd-agent" --with "$tcti"
 t0=$(it_now)
 if img=$(it_guest_image "${withs[@]}") &&
     img_bad=$(it_guest_image "${withs[@]}" --with "$W/app/evil.sh:/opt/app/evil.sh"); then
-    it_ok "guest images build (agent, TCTI, app; tampered: + evil.sh)"
+    it_setup_done "guest images build (agent, TCTI, app; tampered: + evil.sh)"
     it_diag "images: $img $img_bad (build or cache lookup: $(it_elapsed "$t0") s)"
 else
-    it_not_ok "guest images build" "$(tail -n 20 "$W/build-guest-image.log")"
-    it_skip_rest $PLAN "no guest image"
-    exit 1
+    it_setup_bail "guest images build" "$(tail -n 20 "$W/build-guest-image.log")"
 fi
 img_ima=""
 if ! command -v busybox >/dev/null; then
-    it_skip "IMA guest image builds" "no busybox on the host to unpack the initrd"
+    it_diag "set-up: no IMA guest image: no busybox on the host to unpack the initrd"
 elif img_ima=$(it_guest_image --ima "${withs[@]}"); then
-    it_ok "IMA guest image builds"
+    it_setup_done "IMA guest image builds"
 else
-    it_not_ok "IMA guest image builds" "$(tail -n 20 "$W/build-guest-image.log")"
+    it_setup_failed "IMA guest image builds" "$(tail -n 20 "$W/build-guest-image.log")"
     img_ima=""
 fi
 if ! it_qemu; then
@@ -254,9 +252,9 @@ mkdir -m 0700 "$STATE"
 mkdir -m 0755 "$STATE/admin-keys"
 if "$PTOOL" keygen "$W/admin.key" "$W/admin.pub" >"$W/keygen.log" 2>&1 &&
     install -m 0644 "$W/admin.pub" "$STATE/admin-keys/test-admin.pem"; then
-    it_ok "admin key made and trusted"
+    it_setup_done "admin key made and trusted"
 else
-    it_not_ok "admin key made and trusted" "$(cat "$W/keygen.log")"
+    it_setup_bail "admin key made and trusted" "$(cat "$W/keygen.log")"
 fi
 
 agent_sha=$(sha256sum <"$AGENT" | cut -d' ' -f1)
@@ -280,9 +278,9 @@ cat >"$W/blue.json" <<EOF
 }
 EOF
 if "$PTOOL" sign --key "$W/admin.key" "$W/blue.json" >"$W/sign.log" 2>&1; then
-    it_ok "policy blue signed"
+    it_setup_done "policy blue signed"
 else
-    it_not_ok "policy blue signed" "$(cat "$W/sign.log")"
+    it_setup_bail "policy blue signed" "$(cat "$W/sign.log")"
 fi
 
 # violet: every regular file of the IMA image is allowed by its digest (the
@@ -341,16 +339,14 @@ EOF
 watch_consoles &
 it_track $!
 if start_supervisor; then
-    it_ok "supervisor starts and serves the API"
+    it_setup_done "supervisor starts and serves the API"
 else
-    it_not_ok "supervisor starts and serves the API" "$(sup_tail)"
-    it_skip_rest $PLAN "no supervisor"
-    exit 1
+    it_setup_bail "supervisor starts and serves the API" "$(sup_tail)"
 fi
 if out=$(ctl domain create blue --policy "$W/blue.json" --signature "$W/blue.json.sig" 2>&1); then
-    it_ok "tvdctl domain create blue"
+    it_setup_done "tvdctl domain create blue"
 else
-    it_not_ok "tvdctl domain create blue" "$out"
+    it_setup_bail "tvdctl domain create blue" "$out"
 fi
 
 append="$(cat "$img/cmdline") tvd.run=/usr/bin/tvd-run -- -m /opt/app"
@@ -361,36 +357,34 @@ if [ -n "$img_ima" ]; then
         out=$(ctl vm start ima --domain violet --kernel "$img_ima/vmlinuz" \
             --initrd "$img_ima/initrd.img" \
             --append "$(cat "$img_ima/cmdline") tvd.run_unknown=2 tvd.run=/usr/bin/tvd-run -- -m /opt/app" 2>&1); then
-        it_ok "tvdctl domain create violet, vm start ima"
+        it_setup_done "tvdctl domain create violet, vm start ima"
     else
-        it_not_ok "tvdctl domain create violet, vm start ima" "$out"
+        it_setup_failed "tvdctl domain create violet, vm start ima" "$out"
         img_ima=""
     fi
-else
-    it_skip "tvdctl domain create violet, vm start ima" "no IMA image"
 fi
 T_START[good]=$(it_now)
 if out=$(ctl vm start good --domain blue --kernel "$img/vmlinuz" \
     --initrd "$img/initrd.img" --append "tvd.watch_link=1 $append" 2>&1); then
-    it_ok "tvdctl vm start good"
+    it_setup_done "tvdctl vm start good"
 else
-    it_not_ok "tvdctl vm start good" "$out" "$(sup_tail)"
+    it_setup_bail "tvdctl vm start good" "$out" "$(sup_tail)"
 fi
 T_START[bad]=$(it_now)
 if out=$(ctl vm start bad --domain blue --kernel "$img_bad/vmlinuz" \
     --initrd "$img_bad/initrd.img" --append "$append" 2>&1); then
-    it_ok "tvdctl vm start bad"
+    it_setup_done "tvdctl vm start bad"
 else
-    it_not_ok "tvdctl vm start bad" "$out" "$(sup_tail)"
+    it_setup_bail "tvdctl vm start bad" "$out" "$(sup_tail)"
 fi
 
 for vm in drift:tvd.tamper=2 mute:tvd.kill_agent=2; do
     T_START[${vm%%:*}]=$(it_now)
     if out=$(ctl vm start "${vm%%:*}" --domain blue --kernel "$img/vmlinuz" \
         --initrd "$img/initrd.img" --append "${vm#*:} $append" 2>&1); then
-        it_ok "tvdctl vm start ${vm%%:*} (${vm#*:})"
+        it_setup_done "tvdctl vm start ${vm%%:*} (${vm#*:})"
     else
-        it_not_ok "tvdctl vm start ${vm%%:*} (${vm#*:})" "$out" "$(sup_tail)"
+        it_setup_bail "tvdctl vm start ${vm%%:*} (${vm#*:})" "$out" "$(sup_tail)"
     fi
 done
 
@@ -399,9 +393,9 @@ done
 T_START[once]=$(it_now)
 if out=$(ctl vm start once --domain blue --kernel "$img/vmlinuz" --initrd "$img/initrd.img" \
     --append "$(cat "$img/cmdline") tvd.run=/usr/bin/tvd-agent -- --once -m /opt/app" 2>&1); then
-    it_ok "tvdctl vm start once (tvd-agent --once)"
+    it_setup_done "tvdctl vm start once (tvd-agent --once)"
 else
-    it_not_ok "tvdctl vm start once (tvd-agent --once)" "$out" "$(sup_tail)"
+    it_setup_bail "tvdctl vm start once (tvd-agent --once)" "$out" "$(sup_tail)"
 fi
 
 # ---- 1. good is admitted ---------------------------------------------------------

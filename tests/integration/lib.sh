@@ -15,6 +15,8 @@
 #   it_wait_console "$IT_VM_CONSOLE" 'TVD-GUEST: selfcheck-done' 60 "$IT_VM_PID"
 #   it_guest_value "$IT_VM_CONSOLE" magic     -> 0x31445654
 #   it_is "magic" "$got" "$want"; it_ok / it_not_ok / it_skip / it_diag
+#   it_setup_done DESC / it_setup_bail DESC [DIAG...] / it_setup_failed DESC
+#                                set-up steps: diagnostics, never "ok" lines
 #
 # Every process started here is recorded and stopped by pid on exit (TERM,
 # then KILL after 5 s). The work dir (/tmp/tvd-it-<name>.XXXXXX) is removed
@@ -60,6 +62,25 @@ it_is() {
     if [ "$2" = "$3" ]; then it_ok "$1"; else it_not_ok "$1" "got:  '$2'" "want: '$3'"; fi
 }
 it_bail() { echo "Bail out! $*"; IT_FAILED=$((IT_FAILED + 1)); exit 1; }
+
+# Set-up steps (image builds, keys, daemons) are not test cases and print no
+# "ok" line. A step done is a diagnostic; a failed step ends the test with
+# "Bail out!" (it_setup_bail), or, when the test goes on without it, prints
+# "# set-up failed: DESC", which scripts/run-tests counts as a failure, and
+# makes the test exit non-zero (it_setup_failed).
+it_setup_done() { it_diag "set-up: $1"; }
+it_setup_failed() {
+    IT_FAILED=$((IT_FAILED + 1))
+    echo "# set-up failed: $1"
+    shift
+    [ $# -eq 0 ] || it_diag "$@"
+}
+it_setup_bail() {
+    local desc=$1
+    shift
+    [ $# -eq 0 ] || it_diag "$@"
+    it_bail "set-up failed: $desc"
+}
 
 # ---- lifecycle ---------------------------------------------------------------
 
