@@ -11,17 +11,20 @@
  *    both banks the way the kernel extends it, replays to the quoted value.
  *
  * Each test starts its own swtpm on 127.0.0.1 (TCP, two ports) in a fresh
- * state directory and stops it afterwards. Without swtpm or tpm2-tools the
+ * state directory and stops it afterwards; the swtpm dies with the test
+ * (PR_SET_PDEATHSIG) and writes its stderr to swtpm.err there. Without swtpm or tpm2-tools the
  * tests are skipped with the reason.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <glib.h>
@@ -48,6 +51,21 @@ typedef struct {
     char **env;
     gboolean up;
 } Tpm;
+
+/*
+ * In the swtpm child: die with the test. A failing assertion aborts the
+ * test; a swtpm that outlived it would hold meson's pipes open and turn the
+ * failure into a timeout. (Its stderr goes to a file for the same reason.)
+ */
+static void
+die_with_parent(gpointer data)
+{
+    pid_t parent = *(pid_t *)data;
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
+        _exit(127);
+    }
+}
 
 /* Binds (@bind_it) or connects to 127.0.0.1:@port; TRUE if that works. */
 static gboolean
@@ -158,6 +176,10 @@ tpm_setup(Tpm *t, gconstpointer data)
         g_autofree char *state = g_strdup_printf("dir=%s", t->dir);
         g_autofree char *server = NULL, *ctrl = NULL;
         g_autofree char *tcti = NULL;
+        g_autofree char *err_path = NULL;
+        pid_t parent = getpid();
+        gboolean ok;
+        int err_fd;
         const char *argv[] = {
             "swtpm", "socket", "--tpm2", "--tpmstate", state, "--server", NULL,
             "--ctrl", NULL, "--flags", "not-need-init,startup-clear", NULL,
@@ -173,11 +195,19 @@ tpm_setup(Tpm *t, gconstpointer data)
                                t->port + 1);
         argv[6] = server;
         argv[8] = ctrl;
-        g_assert_true(g_spawn_async(t->dir, (char **)argv, NULL,
+        err_path = g_build_filename(t->dir, "swtpm.err", NULL);
+        err_fd = g_open(err_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                        0600);
+        g_assert_cmpint(err_fd, >=, 0);
+        ok = g_spawn_async_with_fds(t->dir, (char **)argv, NULL,
                                     G_SPAWN_SEARCH_PATH |
                                         G_SPAWN_DO_NOT_REAP_CHILD |
                                         G_SPAWN_STDOUT_TO_DEV_NULL,
-                                    NULL, NULL, &t->pid, &error));
+                                    die_with_parent, &parent, &t->pid,
+                                    -1, -1, err_fd, &error);
+        close(err_fd);
+        g_assert_no_error(error);
+        g_assert_true(ok);
         for (int i = 0; i < 200; i++) {
             int status;
 
