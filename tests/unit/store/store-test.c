@@ -8,6 +8,7 @@
  */
 #include "store-backend.h"   /* tvd_store_prefix_end */
 
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -790,9 +791,11 @@ static void test_concurrent_cas(Fixture *f, gconstpointer data)
 /*
  * The child commits, forever, transactions i = 1, 2, ... of:
  *   put /c/counter = i, put /a/i = "i", put /b/i = "i", delete /a/(i-1)
- * and is killed with SIGKILL at a random moment.
+ * and is killed with SIGKILL at a random moment. After its first commit it
+ * writes one byte to @notify_fd, so the parent knows the round got that far
+ * however slow the machine is.
  */
-static G_GNUC_NORETURN void crash_writer(const char *path)
+static G_GNUC_NORETURN void crash_writer(const char *path, int notify_fd)
 {
     g_autoptr(TvdStore) st = tvd_store_sqlite_open(path, NULL, NULL);
     if (!st) {
@@ -815,6 +818,13 @@ static G_GNUC_NORETURN void crash_writer(const char *path)
         tvd_store_txn_delete(t, kprev);
         if (!tvd_store_txn_commit(st, t, NULL, NULL)) {
             _exit(3);
+        }
+        if (notify_fd >= 0) {
+            if (write(notify_fd, "c", 1) != 1) {
+                _exit(4);
+            }
+            close(notify_fd);
+            notify_fd = -1;
         }
     }
 }
@@ -884,13 +894,32 @@ static void test_crash_safety(Fixture *f, gconstpointer data)
     g_clear_pointer(&f->store, tvd_store_unref);
 
     for (int round = 0; round < 8; round++) {
+        /* Odd rounds kill at any moment, also in the open; even rounds
+         * wait for the round's first commit, then kill at a random moment
+         * in the loop: those must add transactions, on any machine. */
+        gboolean after_commit = round % 2 == 0;
+        int fds[2];
+        g_assert_cmpint(pipe(fds), ==, 0);
         pid_t pid = fork();
         g_assert_cmpint(pid, >=, 0);
         if (pid == 0) {
-            crash_writer(f->path);
+            close(fds[0]);
+            if (!after_commit) {
+                close(fds[1]);
+                fds[1] = -1;
+            }
+            crash_writer(f->path, fds[1]);
         }
-        /* Random moment: 5-120 ms into the loop (or into open). */
-        g_usleep((gulong)g_test_rand_int_range(5000, 120000));
+        close(fds[1]);
+        if (after_commit) {
+            struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
+            char c;
+            /* A generous bound: the first commit of a round takes ms. */
+            g_assert_cmpint(poll(&pfd, 1, 60000), ==, 1);
+            g_assert_cmpint(read(fds[0], &c, 1), ==, 1);
+        }
+        close(fds[0]);
+        g_usleep((gulong)g_test_rand_int_range(0, 20000));
         g_assert_cmpint(kill(pid, SIGKILL), ==, 0);
         int status = 0;
         g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
@@ -900,7 +929,11 @@ static void test_crash_safety(Fixture *f, gconstpointer data)
         check_consistent(f->path, &counter);
         g_test_message("round %d: %" G_GINT64_FORMAT " transactions survived",
                        round, counter);
-        g_assert_cmpint(counter, >=, last);
+        if (after_commit) {
+            g_assert_cmpint(counter, >, last);
+        } else {
+            g_assert_cmpint(counter, >=, last);
+        }
         last = counter;
     }
     g_assert_cmpint(last, >, 0);
