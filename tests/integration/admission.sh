@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end admission with real guests (docs/testing-e2e.md): the
-# supervisor launches two VMs (QEMU under TCG with the tvd device, a swtpm
-# each) from guest images that run tvd-agent; the agent proves the guest to
-# the supervisor through the device and the vTPM against a signed domain
-# policy written here.
+# supervisor launches two VMs (QEMU with the tvd device under the
+# accelerator scripts/accel-probe picks, TCG where KVM does not boot a guest;
+# a swtpm each) from guest images that run tvd-agent; the agent proves the
+# guest to the supervisor through the device and the vTPM against a signed
+# domain policy written here.
 #
 #   1. "good" (agent + /opt/app/app.sh) is ADMITTED, its link is up and the
 #      agent in the guest sees ADMITTED;
@@ -244,6 +245,7 @@ if ! it_qemu; then
     it_skip_rest $PLAN "QEMU with the tvd device could not be built"
     exit 0
 fi
+it_accel
 it_watchdog 900
 
 # ---- admin key, trust store, policy --------------------------------------------
@@ -328,7 +330,7 @@ state_dir=$STATE
 [qemu]
 binary=$IT_QEMU
 firmware_dir=$IT_QEMU_FW
-accel=tcg
+accel=$IT_ACCEL
 
 [network]
 nic=$nic

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Boot smoke test of the guest image (docs/guest-image.md): a real swtpm, a
-# stand-in supervisor socket and QEMU with the tvd device, under TCG.
+# stand-in supervisor socket and QEMU with the tvd device, under the
+# accelerator scripts/accel-probe picks (TCG where KVM does not boot a guest).
 #
 #   1. the plain image boots and its self-check finds the vTPM and the tvd
 #      device, reads MAGIC and STATE through BAR0 and binds uio_pci_generic;
@@ -60,6 +61,7 @@ if ! it_qemu; then
     it_skip_rest $PLAN "QEMU with the tvd device could not be built"
     exit 0
 fi
+it_accel
 it_watchdog 120
 
 # ---- boot both VMs at once (TCG on a shared machine: halves the wall time) ----

@@ -7,6 +7,7 @@
 #   it_plan 5
 #   it_need swtpm python3 || it_skip_all "..."
 #   it_qemu                      sets IT_QEMU and IT_QEMU_FW (builds QEMU if needed)
+#   it_accel                     sets IT_ACCEL (kvm|tcg, scripts/accel-probe), says why
 #   dir=$(it_guest_image [--ima] [--with BIN[:DEST]]...)
 #   it_start_swtpm tpm1 [--ek-certs]      sets IT_SWTPM_CTRL
 #   it_start_listener sup1                sets IT_LISTENER_SOCK (bytes -> sup1.bin)
@@ -205,6 +206,27 @@ it_qemu() {
     [ -x "$IT_QEMU" ]
 }
 
+# it_accel: set IT_ACCEL to the accelerator that boots the guest here
+# (scripts/accel-probe: KVM where a guest really boots under it, else TCG;
+# TVD_ACCEL=kvm|tcg forces one) and print it with its reason as a TAP
+# diagnostic. Call it after it_qemu and before the watchdog: a first probe
+# on a host whose KVM hangs takes its 15 s limit. A probe that cannot run
+# (no image) falls back to TCG, said so.
+it_accel() {
+    local log=$IT_WORK/accel-probe.log
+    [ -z "${IT_ACCEL:-}" ] || return 0
+    if IT_ACCEL=$("$TVD_TOP/scripts/accel-probe" --qemu "$IT_QEMU" --firmware "$IT_QEMU_FW" 2>"$log"); then
+        IT_ACCEL_REASON=$(tail -n 1 "$log")
+        IT_ACCEL_REASON=${IT_ACCEL_REASON#accel: }
+    elif [ -n "${TVD_ACCEL:-}" ] && [ "${TVD_ACCEL}" != auto ]; then
+        it_bail "scripts/accel-probe: $(tail -n 1 "$log")"
+    else
+        IT_ACCEL=tcg
+        IT_ACCEL_REASON="tcg (scripts/accel-probe failed: $(tail -n 1 "$log"))"
+    fi
+    it_diag "accel: $IT_ACCEL_REASON"
+}
+
 # it_guest_image ARGS...: print the guest image directory (see
 # scripts/build-guest-image); the build log goes to the work dir.
 it_guest_image() {
@@ -267,7 +289,7 @@ with open(sys.argv[2], "ab", buffering=0) as out:
 }
 
 # it_start_vm NAME IMAGE_DIR EXTRA_APPEND [-- QEMU_ARGS...]: boot the guest
-# image under TCG with the image's kernel command line plus EXTRA_APPEND. The
+# image under IT_ACCEL (probed by it_accel when unset) with the image's kernel command line plus EXTRA_APPEND. The
 # serial console goes to $IT_WORK/NAME.console (IT_VM_CONSOLE), QEMU's own
 # output to NAME.log, QMP listens on NAME.qmp (IT_VM_QMP). Devices (tvd, NIC,
 # TPM) come from QEMU_ARGS. Sets IT_VM_PID and IT_VM_T0 (start time).
@@ -278,10 +300,11 @@ it_start_vm() {
     [ "${1:-}" = -- ] && shift
     IT_VM_CONSOLE=$IT_WORK/$name.console
     IT_VM_QMP=$IT_WORK/$name.qmp
+    it_accel
     : >"$IT_VM_CONSOLE"
     # shellcheck disable=SC2034 # read by the caller
     IT_VM_T0=$(it_now)
-    "$IT_QEMU" -L "$IT_QEMU_FW" -machine pc -accel tcg -m 256 -smp 1 \
+    "$IT_QEMU" -L "$IT_QEMU_FW" -machine pc -accel "$IT_ACCEL" -m 256 -smp 1 \
         -nodefaults -display none -no-reboot -name "$name" \
         -serial "file:$IT_VM_CONSOLE" \
         -qmp "unix:$IT_VM_QMP,server=on,wait=off" \
