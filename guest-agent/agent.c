@@ -17,6 +17,7 @@
 #include "log-chunk.h"
 #include "measure.h"
 #include "message.h"
+#include "state-name.h"
 #include "transport.h"
 
 #define AGENT_VERSION       TVD_AGENT_VERSION(0, 1, 0)
@@ -390,20 +391,12 @@ static void run_hook(Agent *a, guint32 state, guint32 reason,
     }
 }
 
-static const char *state_name(guint32 s)
-{
-    static const char *const names[] = { "?", "PENDING", "ADMITTED",
-                                         "QUARANTINED", "REVOKED" };
-
-    return s < G_N_ELEMENTS(names) ? names[s] : "?";
-}
-
 static void on_membership(Agent *a, TvdMsgMembership *m)
 {
-    g_message("membership: %s (%s)", state_name(m->state),
+    g_message("membership: %s (%s)", tvd_state_name(m->state),
               m->reason_text ? m->reason_text : "");
     if (a->once_log) {
-        once_note_str(a, "membership", state_name(m->state));
+        once_note_str(a, "membership", tvd_state_name(m->state));
         once_note_str(a, "reason", m->reason_text);
         a->exit_code = m->state == TVD_STATE_ADMITTED ? 0 : 1;
         g_main_loop_quit(a->loop);
@@ -489,7 +482,7 @@ static void poll_device(Agent *a, guint32 causes)
     state = tvd_transport_read_reg(a->t, TVD_REG_STATE);
     reason = tvd_transport_read_reg(a->t, TVD_REG_REASON);
     if (state != a->state || reason != a->reason) {
-        g_message("device state %s (reason 0x%x)", state_name(state), reason);
+        g_message("device state %s (reason 0x%x)", tvd_state_name(state), reason);
         if (a->cfg->hook) {
             run_hook(a, state, reason, NULL);
         }

@@ -256,18 +256,6 @@ gboolean tvd_device_conn_set_state(TvdDeviceConn *conn, uint32_t state,
     return conn_send(conn, TVD_FRAME_SET_STATE, body, sizeof(body), error);
 }
 
-gboolean tvd_device_conn_set_link(TvdDeviceConn *conn, gboolean enable,
-                                  GError **error)
-{
-    struct tvd_set_link l = { .enable = enable ? 1 : 0 };
-    guint8 body[TVD_SET_LINK_SIZE];
-
-    if (!tvd_set_link_encode(&l, body, error)) {
-        return FALSE;
-    }
-    return conn_send(conn, TVD_FRAME_SET_LINK, body, sizeof(body), error);
-}
-
 gboolean tvd_device_conn_send_agent(TvdDeviceConn *conn, GBytes *payload,
                                     GError **error)
 {
@@ -284,11 +272,6 @@ void tvd_device_conn_set_ops(TvdDeviceConn *conn, const TvdDeviceConnOps *ops,
     conn->opaque = opaque;
 }
 
-gsize tvd_device_conn_pending(TvdDeviceConn *conn)
-{
-    return conn->out_bytes;
-}
-
 pid_t tvd_device_conn_peer_pid(TvdDeviceConn *conn)
 {
     return conn->pid;
@@ -297,11 +280,6 @@ pid_t tvd_device_conn_peer_pid(TvdDeviceConn *conn)
 uid_t tvd_device_conn_peer_uid(TvdDeviceConn *conn)
 {
     return conn->uid;
-}
-
-gboolean tvd_device_conn_has_hello(TvdDeviceConn *conn)
-{
-    return conn->have_hello;
 }
 
 TvdDeviceConn *tvd_device_conn_new(GSocketConnection *sc,

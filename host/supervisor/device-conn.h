@@ -42,17 +42,12 @@ void tvd_device_conn_free(TvdDeviceConn *conn);
 /* Credentials of the peer (the QEMU process), -1 when unknown. */
 pid_t tvd_device_conn_peer_pid(TvdDeviceConn *conn);
 uid_t tvd_device_conn_peer_uid(TvdDeviceConn *conn);
-gboolean tvd_device_conn_has_hello(TvdDeviceConn *conn);
 
 /* Queue frames to the device; they go out as the socket accepts them. */
 gboolean tvd_device_conn_set_state(TvdDeviceConn *conn, uint32_t state,
                                    uint32_t reason, GError **error);
-gboolean tvd_device_conn_set_link(TvdDeviceConn *conn, gboolean enable,
-                                  GError **error);
 gboolean tvd_device_conn_send_agent(TvdDeviceConn *conn, GBytes *payload,
                                     GError **error);
-/* Bytes waiting to be written (backpressure, for metrics and tests). */
-gsize tvd_device_conn_pending(TvdDeviceConn *conn);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(TvdDeviceConn, tvd_device_conn_free)
 

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "device-conn.h"
 #include "hw/misc/tvd.h"
+#include "state-name.h"
 
 G_BEGIN_DECLS
 
@@ -92,8 +93,6 @@ gboolean tvd_vm_connected(const TvdVm *vm);
 guint32 tvd_vm_device_status(const TvdVm *vm);
 /* Appends the VM as a JSON object to @b. */
 void tvd_vm_to_json(const TvdVm *vm, JsonBuilder *b);
-
-const char *tvd_state_name(guint32 state);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(TvdSupervisor, tvd_supervisor_free)
 

@@ -1,0 +1,88 @@
+/*
+ * What the admission state machine (admission.h) needs from a VM: a way
+ * to the agent, the VM's state, policy and provisioned EK, and where its
+ * verdicts go.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#define G_LOG_DOMAIN "tvd-supervisor"
+
+#include "supervisor-private.h"
+
+#include "message.h"
+
+static gboolean adm_send(void *opaque, GBytes *payload, GError **error)
+{
+    TvdVm *vm = opaque;
+
+    if (!vm->conn) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED,
+                    "the device is not connected");
+        return FALSE;
+    }
+    return tvd_device_conn_send_agent(vm->conn, payload, error);
+}
+
+static void adm_verdict(void *opaque, enum tvd_state state, guint32 code,
+                        const char *reason, gboolean stop)
+{
+    TvdVm *vm = opaque;
+
+    tvd_metrics_verdict(vm, state, reason);
+    /* A revoked VM stays revoked until the operator readmits it. */
+    if (vm->state == TVD_STATE_REVOKED && state != TVD_STATE_REVOKED) {
+        return;
+    }
+    if (vm->state != state || vm->reason_code != code ||
+        g_strcmp0(vm->reason, reason)) {
+        tvd_vm_transition(vm, state, code, reason, "verifier");
+    }
+    if (stop && vm->running) {
+        tvd_supervisor_vm_stop(vm->sup, vm->name, NULL);
+    }
+}
+
+static enum tvd_state adm_state(void *opaque)
+{
+    return ((TvdVm *)opaque)->state;
+}
+
+static TvdPolicy *adm_policy(void *opaque)
+{
+    TvdVm *vm = opaque;
+
+    return tvd_domains_get(vm->sup->domains, vm->domain);
+}
+
+static GBytes *adm_ek_cert(void *opaque, guint8 ek_type)
+{
+    TvdVm *vm = opaque;
+    g_autofree char *path = NULL;
+    g_autofree char *data = NULL;
+    gsize len;
+
+    if (vm->adopted || !vm->dir) {
+        return NULL;
+    }
+    path = g_build_filename(vm->dir, "vtpm", ek_type == TVD_EK_ECC
+                            ? "ek-ecc.der" : "ek-rsa.der", NULL);
+    if (!g_file_get_contents(path, &data, &len, NULL)) {
+        /* Launched but without that certificate: nothing can match. */
+        return g_bytes_new_static("", 0);
+    }
+    return g_bytes_new_take(g_steal_pointer(&data), len);
+}
+
+static const char *adm_name(void *opaque)
+{
+    return ((TvdVm *)opaque)->name;
+}
+
+const TvdAdmissionHost tvd_vm_admission_host = {
+    .send = adm_send,
+    .verdict = adm_verdict,
+    .state = adm_state,
+    .policy = adm_policy,
+    .ek_cert = adm_ek_cert,
+    .name = adm_name,
+};

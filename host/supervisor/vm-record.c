@@ -1,0 +1,151 @@
+/*
+ * The VM's record in the store (/vms/NAME): what a restarted supervisor
+ * needs to take the VM back. Its own format, not the API's JSON: the API
+ * may show more (or less) without changing what is persisted.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#define G_LOG_DOMAIN "tvd-supervisor"
+
+#include "supervisor-private.h"
+
+#include "json-util.h"
+
+#define VM_KEY_PREFIX   "/vms/"
+
+static void add_str(JsonBuilder *b, const char *member, const char *value)
+{
+    json_builder_set_member_name(b, member);
+    json_builder_add_string_value(b, value ? value : "");
+}
+
+static JsonNode *vm_record(const TvdVm *vm)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(GDateTime) since = g_date_time_new_from_unix_utc(
+        vm->since_us / G_USEC_PER_SEC);
+    g_autofree char *since_s = since ? g_date_time_format_iso8601(since) : NULL;
+
+    json_builder_begin_object(b);
+    add_str(b, "name", vm->name);
+    add_str(b, "vm_id", vm->vm_id);
+    add_str(b, "domain", vm->domain);
+    add_str(b, "role", vm->role);
+    add_str(b, "state", tvd_state_name(vm->state));
+    json_builder_set_member_name(b, "reason_code");
+    json_builder_add_int_value(b, vm->reason_code);
+    add_str(b, "reason", vm->reason);
+    add_str(b, "since", since_s);
+    json_builder_set_member_name(b, "adopted");
+    json_builder_add_boolean_value(b, vm->adopted);
+    json_builder_set_member_name(b, "qemu_pid");
+    json_builder_add_int_value(b, vm->qemu_pid);
+    if (!vm->adopted) {
+        add_str(b, "kernel", vm->kernel);
+        add_str(b, "initrd", vm->initrd);
+        add_str(b, "append", vm->append);
+        json_builder_set_member_name(b, "memory");
+        json_builder_add_int_value(b, vm->memory_mib);
+    }
+    json_builder_end_object(b);
+    return json_builder_get_root(b);
+}
+
+/*
+ * Written before a new state is pushed to the device: a supervisor killed
+ * at any point restarts with every state.
+ */
+void tvd_vm_save(TvdVm *vm)
+{
+    g_autoptr(JsonGenerator) gen = json_generator_new();
+    g_autoptr(JsonNode) root = vm_record(vm);
+    g_autofree char *key = g_strconcat(VM_KEY_PREFIX, vm->name, NULL);
+    g_autofree char *text = NULL;
+    g_autoptr(GError) err = NULL;
+
+    if (!vm->sup->store) {
+        return;
+    }
+    json_generator_set_root(gen, root);
+    text = json_generator_to_data(gen, NULL);
+    if (!tvd_store_put_string(vm->sup->store, key, text, NULL, &err)) {
+        g_critical("%s: cannot save the VM record: %s", vm->name,
+                   err->message);
+    }
+}
+
+static void vm_restore(TvdSupervisor *sup, TvdStoreEntry *entry)
+{
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(GError) err = NULL;
+    JsonObject *o;
+    const char *name;
+    TvdVm *vm;
+    GDateTime *since;
+    guint32 state;
+    gsize len;
+    const char *data = g_bytes_get_data(entry->value, &len);
+
+    if (!json_parser_load_from_data(parser, data, len, &err) ||
+        !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
+        g_warning("ignoring the unreadable VM record %s: %s", entry->key,
+                  err ? err->message : "not an object");
+        return;
+    }
+    o = json_node_get_object(json_parser_get_root(parser));
+    name = tvd_json_string_member(o, "name");
+    if (!tvd_api_name_is_valid(name) || g_hash_table_contains(sup->vms, name) ||
+        !tvd_state_from_name(tvd_json_string_member(o, "state"), &state)) {
+        g_warning("ignoring the invalid VM record %s", entry->key);
+        return;
+    }
+    vm = tvd_vm_new(sup, name);
+    vm->dir = g_build_filename(sup->cfg->state_dir, "vms", name, NULL);
+    vm->vm_id = g_strdup(tvd_json_string_member(o, "vm_id"));
+    vm->domain = g_strdup(tvd_json_string_member(o, "domain"));
+    vm->role = g_strdup(tvd_json_string_member(o, "role"));
+    vm->state = state;
+    vm->reason_code = json_object_get_int_member_with_default(o, "reason_code",
+                                                              0);
+    vm->reason = g_strdup(tvd_json_string_member(o, "reason"));
+    since = g_date_time_new_from_iso8601(tvd_json_string_member(o, "since") ?
+                                         tvd_json_string_member(o, "since") : "", NULL);
+    vm->since_us = since ? g_date_time_to_unix(since) * G_USEC_PER_SEC
+                         : g_get_real_time();
+    g_clear_pointer(&since, g_date_time_unref);
+    vm->adopted = json_object_get_boolean_member_with_default(o, "adopted",
+                                                              FALSE);
+    vm->kernel = g_strdup(tvd_json_string_member(o, "kernel"));
+    vm->initrd = g_strdup(tvd_json_string_member(o, "initrd"));
+    vm->append = g_strdup(tvd_json_string_member(o, "append"));
+    vm->memory_mib = json_object_get_int_member_with_default(o, "memory", 0);
+    vm->qemu_pid = json_object_get_int_member_with_default(o, "qemu_pid", 0);
+    if (!vm->adopted) {
+        vm->sock_path = g_strdup_printf("%s/vm-%s.sock", sup->cfg->run_dir,
+                                        vm->name);
+        if (!tvd_vm_listen(vm, &err)) {
+            g_warning("%s: cannot listen again: %s", vm->name, err->message);
+        }
+    }
+    vm->running = vm->qemu_pid > 0 && tvd_vm_watch_pid(vm);
+    if (!vm->running) {
+        vm->qemu_pid = 0;
+    }
+    g_message("%s: restored %s (%s)%s", vm->name, tvd_state_name(vm->state),
+              vm->reason ? vm->reason : "",
+              vm->running ? ", QEMU still running" : "");
+}
+
+gboolean tvd_vm_restore_all(TvdSupervisor *sup, GError **error)
+{
+    g_autoptr(GPtrArray) entries = tvd_store_list(sup->store, VM_KEY_PREFIX,
+                                                  NULL, error);
+
+    if (!entries) {
+        return FALSE;
+    }
+    for (guint i = 0; i < entries->len; i++) {
+        vm_restore(sup, entries->pdata[i]);
+    }
+    return TRUE;
+}
