@@ -26,6 +26,8 @@
 #include <openssl/evp.h>
 #include <sqlite3.h>
 
+#include "json-depth.h"
+
 G_DEFINE_QUARK(tvd-audit-error-quark, tvd_audit_error)
 
 #define AUDIT_APPLICATION_ID 1414939713     /* "TVDA" */
@@ -352,33 +354,6 @@ static void chain_hash(const guint8 prev[TVD_AUDIT_HASH_SIZE],
 /* ---- Decoding (outside input) --------------------------------------------------- */
 
 /* Nesting depth of a JSON text, counted before json-glib (which recurses). */
-static gboolean depth_ok(const char *s, gsize len, guint max)
-{
-    guint depth = 0;
-    gboolean in_str = FALSE, esc = FALSE;
-    for (gsize i = 0; i < len; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (esc) {
-                esc = FALSE;
-            } else if (c == '\\') {
-                esc = TRUE;
-            } else if (c == '"') {
-                in_str = FALSE;
-            }
-        } else if (c == '"') {
-            in_str = TRUE;
-        } else if (c == '{' || c == '[') {
-            if (++depth > max) {
-                return FALSE;
-            }
-        } else if ((c == '}' || c == ']') && depth > 0) {
-            depth--;
-        }
-    }
-    return TRUE;
-}
-
 static gboolean get_string(JsonObject *obj, const char *name, gboolean nullable,
                            gsize max, char **out, GError **error)
 {
@@ -491,7 +466,7 @@ static JsonNode *parse_object(const char *data, gsize len, gsize max,
         malformed(error, "line is not NUL-free UTF-8");
         return NULL;
     }
-    if (!depth_ok(data, len, TVD_AUDIT_MAX_DEPTH + 1)) {
+    if (!tvd_json_depth_ok(data, len, TVD_AUDIT_MAX_DEPTH + 1, NULL)) {
         malformed(error, "JSON nests deeper than %u", TVD_AUDIT_MAX_DEPTH);
         return NULL;
     }

@@ -10,6 +10,8 @@
 
 #include <string.h>
 
+#include "json-depth.h"
+
 G_DEFINE_QUARK(tvd-api-error-quark, tvd_api_error)
 
 /* ---- Errors -------------------------------------------------------------- */
@@ -201,6 +203,7 @@ static JsonObject *parse_object(const void *data, size_t len,
     g_autoptr(JsonParser) parser = json_parser_new_immutable();
     g_autoptr(GError) local = NULL;
     JsonNode *root;
+    gsize deep_at = 0;
 
     if (len > G_MAXSSIZE) {
         g_set_error(error, TVD_API_ERROR, TVD_API_ERROR_TOO_LARGE,
@@ -217,6 +220,12 @@ static JsonObject *parse_object(const void *data, size_t len,
         g_set_error(error, TVD_API_ERROR, TVD_API_ERROR_INVALID,
                     len == 0 ? "body: empty, a JSON object is required"
                              : "body: not valid UTF-8");
+        return NULL;
+    }
+    if (!tvd_json_depth_ok(data, len, TVD_JSON_DEPTH_MAX, &deep_at)) {
+        g_set_error(error, TVD_API_ERROR, TVD_API_ERROR_INVALID,
+                    "body: nested deeper than %u levels (at byte %" G_GSIZE_FORMAT ")",
+                    TVD_JSON_DEPTH_MAX, deep_at);
         return NULL;
     }
     if (!json_parser_load_from_data(parser, data, (gssize)len, &local)) {

@@ -508,6 +508,33 @@ static void test_body_too_large(ApiFixture *f, gconstpointer data)
     g_assert_nonnull(strstr(answer, "\"length_required\""));
 }
 
+/*
+ * Deeply nested JSON (json-glib's parser recurses once per level) is
+ * refused before it is parsed, and the server keeps answering.
+ */
+static void test_deep_nesting(ApiFixture *f, gconstpointer data)
+{
+    static const char *const routes[] = { "/v1/vms", "/v1/domains" };
+    gsize sizes[] = { TVD_API_MAX_BODY, TVD_API_MAX_DOMAIN_BODY };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(routes); i++) {
+        g_autofree char *deep = g_strnfill(sizes[i], '[');
+        HttpReply r;
+
+        http_request(f->socket_path, "POST", routes[i], NULL, deep,
+                     sizes[i], &r);
+        assert_api_error(&r, 400, "invalid", "body: nested deeper than");
+        http_reply_clear(&r);
+    }
+    {
+        HttpReply r;
+
+        get(f, "/v1/health", &r);
+        g_assert_cmpuint(r.status, ==, 200);
+        http_reply_clear(&r);
+    }
+}
+
 static void test_domain_body_cap(ApiFixture *f, gconstpointer data)
 {
     /* The domain routes take a policy of up to 8 MiB (base64: ~11 MiB). */
@@ -765,6 +792,7 @@ int main(int argc, char **argv)
     ADD("bad-requests", test_bad_requests, NULL);
     ADD("unknown-route", test_unknown_route, NULL);
     ADD("body-too-large", test_body_too_large, NULL);
+    ADD("deep-nesting", test_deep_nesting, NULL);
     ADD("domain-body-cap", test_domain_body_cap, NULL);
     ADD("not-implemented", test_not_implemented,
         test_backend_vtable_empty());
