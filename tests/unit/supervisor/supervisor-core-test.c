@@ -21,213 +21,13 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 #include <signal.h>
-#include <string.h>
-#include <glib/gstdio.h>
-#include <sqlite3.h>
 
-#include "adm-harness.h"
 #include "audit.h"
-#include "frame.h"
-
-#define VM          "vm1"
-#define DOMAIN      "blue"
-#define WAIT_MS     30000
-
-typedef struct {
-    char *dir;
-    TvdSupervisor *sup;
-    HarnessSwtpm *tpm;
-    HarnessAgent *agent;
-    HarnessLink *link;
-} Fixture;
-
-static gboolean prerequisites(void)
-{
-    static const char *const progs[] = {
-        "swtpm", "swtpm_setup", "swtpm_localca", NULL,
-    };
-
-    for (guint i = 0; progs[i]; i++) {
-        if (!harness_have(progs[i])) {
-            g_autofree char *why = g_strdup_printf("%s is not installed "
-                                                   "(swtpm, swtpm-tools)",
-                                                   progs[i]);
-
-            g_test_skip(why);
-            return FALSE;
-        }
-    }
-    return TRUE;
-}
-
-static TvdVm *vm_of(Fixture *f)
-{
-    return tvd_supervisor_vm_find(f->sup, VM);
-}
-
-static gboolean adopted(gpointer data)
-{
-    Fixture *f = data;
-
-    return vm_of(f) && tvd_vm_connected(vm_of(f));
-}
-
-/* The device confirmed the last state pushed and its link is up / down. */
-static gboolean link_up(gpointer data)
-{
-    Fixture *f = data;
-    guint32 st = tvd_vm_device_status(vm_of(f));
-
-    return (st & TVD_STATUS_CONFIRMED) && (st & TVD_STATUS_LINK_UP);
-}
-
-static gboolean link_down(gpointer data)
-{
-    Fixture *f = data;
-    guint32 st = tvd_vm_device_status(vm_of(f));
-
-    return (st & TVD_STATUS_CONFIRMED) && !(st & TVD_STATUS_LINK_UP);
-}
-
-static void fixture_setup(Fixture *f, gconstpointer data)
-{
-    g_autoptr(GError) err = NULL;
-    g_autofree char *conf = NULL;
-    guint8 digest[32];
-
-    if (!prerequisites()) {
-        return;
-    }
-    f->dir = g_dir_make_tmp("tvd-core-XXXXXX", &err);
-    g_assert_no_error(err);
-    /* Re-attestation every second only where a case waits for round 2. */
-    f->sup = harness_supervisor_new(f->dir, DOMAIN, data ? data : "1h", &err);
-    g_assert_no_error(err);
-    conf = harness_supervisor_setup_conf(f->sup);
-    f->tpm = harness_swtpm_new(conf, &err);
-    g_assert_no_error(err);
-    f->agent = harness_agent_new(harness_swtpm_tcti(f->tpm), &err);
-    g_assert_no_error(err);
-    harness_agent_digest(digest);
-    g_assert_true(harness_agent_measure(f->agent, HARNESS_AGENT_PATH, digest,
-                                        &err));
-    g_assert_no_error(err);
-    f->link = harness_fake_link_new(tvd_supervisor_config(f->sup)->adopt_socket,
-                                    VM, DOMAIN, &err);
-    g_assert_no_error(err);
-    g_assert_true(harness_wait(adopted, f, WAIT_MS));
-    g_assert_cmpint(tvd_vm_state(vm_of(f)), ==, TVD_STATE_PENDING);
-}
-
-static void fixture_teardown(Fixture *f, gconstpointer data)
-{
-    g_clear_pointer(&f->link, harness_link_free);
-    g_clear_pointer(&f->agent, harness_agent_free);
-    g_clear_pointer(&f->tpm, harness_swtpm_free);
-    g_clear_pointer(&f->sup, tvd_supervisor_free);
-    if (f->dir) {
-        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", f->dir);
-
-        g_assert_cmpint(system(cmd), ==, 0);
-        g_free(f->dir);
-    }
-}
-
-/* ---- steps ------------------------------------------------------------------ */
-
-static void send_payload(Fixture *f, GBytes *payload)
-{
-    g_autoptr(GError) err = NULL;
-
-    g_assert_true(harness_link_send(f->link, payload, &err));
-    g_assert_no_error(err);
-}
-
-static GBytes *expect(Fixture *f, guint16 type)
-{
-    g_autoptr(GError) err = NULL;
-    GBytes *payload = NULL;
-    TvdMsg msg;
-
-    if (!harness_link_recv_msg(f->link, type, &msg, &payload, WAIT_MS, &err)) {
-        g_error("waiting for %s: %s", tvd_msg_type_name(type), err->message);
-    }
-    tvd_msg_clear(&msg);
-    return payload;
-}
-
-/* Hello and credential activation; returns the first ATTEST_REQUEST. */
-static GBytes *bind_agent(Fixture *f)
-{
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GBytes) hello = harness_agent_hello(f->agent);
-    g_autoptr(GBytes) challenge = NULL;
-    g_autoptr(GBytes) response = NULL;
-
-    send_payload(f, hello);
-    challenge = expect(f, TVD_MSG_CREDENTIAL_CHALLENGE);
-    response = harness_agent_activate(f->agent, challenge, &err);
-    g_assert_no_error(err);
-    send_payload(f, response);
-    return expect(f, TVD_MSG_ATTEST_REQUEST);
-}
-
-static GBytes *encode(TvdMsg *msg)
-{
-    g_autoptr(GError) err = NULL;
-    GBytes *b = tvd_msg_encode(msg, &err);
-
-    g_assert_no_error(err);
-    return b;
-}
-
-static GBytes *flip(GBytes *b, gsize at)
-{
-    gsize len;
-    guint8 *d = g_bytes_unref_to_data(g_bytes_ref(b), &len);
-
-    g_assert_cmpuint(at, <, len);
-    d[at] ^= 0x01;
-    return g_bytes_new_take(d, len);
-}
-
-/* The MEMBERSHIP answer to the agent, and the supervisor's record. */
-static void expect_verdict(Fixture *f, guint32 state, const char *reason)
-{
-    g_autoptr(GError) err = NULL;
-    TvdMsg msg;
-
-    g_assert_true(harness_link_recv_msg(f->link, TVD_MSG_MEMBERSHIP, &msg,
-                                        NULL, WAIT_MS, &err));
-    g_assert_no_error(err);
-    g_test_message("verdict: %s: %s", tvd_state_name(tvd_vm_state(vm_of(f))),
-                   tvd_vm_reason(vm_of(f)));
-    g_assert_cmpuint(msg.u.membership.state, ==, state);
-    tvd_msg_clear(&msg);
-    g_assert_cmpint(tvd_vm_state(vm_of(f)), ==, state);
-    g_assert_true(g_str_has_prefix(tvd_vm_reason(vm_of(f)), reason));
-    /* The gate follows the verdict at the device. */
-    g_assert_true(harness_wait(state == TVD_STATE_ADMITTED ? link_up : link_down,
-                               f, WAIT_MS));
-}
-
-/* The good agent of the fixture: admitted, link up. */
-static void admit_good(Fixture *f)
-{
-    g_autoptr(GError) err = NULL;
-    guint32 state = 0;
-
-    g_assert_true(harness_admit(f->agent, f->link, &state, &err));
-    g_assert_no_error(err);
-    g_assert_cmpuint(state, ==, TVD_STATE_ADMITTED);
-    g_assert_cmpint(tvd_vm_state(vm_of(f)), ==, TVD_STATE_ADMITTED);
-    g_assert_true(g_str_has_prefix(tvd_vm_reason(vm_of(f)), "attested"));
-    g_assert_true(harness_wait(link_up, f, WAIT_MS));
-}
+#include "core-fixture.h"
 
 /* ---- cases ------------------------------------------------------------------ */
 
-static void test_admit_and_gate(Fixture *f, gconstpointer data)
+static void test_admit_and_gate(CoreFixture *f, gconstpointer data)
 {
     g_autoptr(GError) err = NULL;
 
@@ -235,22 +35,22 @@ static void test_admit_and_gate(Fixture *f, gconstpointer data)
         return;
     }
     /* Adopted and PENDING: the device confirmed it, the link is down. */
-    g_assert_true(harness_wait(link_down, f, WAIT_MS));
-    admit_good(f);
+    g_assert_true(harness_wait(core_link_down, f, CORE_WAIT_MS));
+    core_admit_good(f);
 
     /* Revoked by the operator: the device takes the link down. */
-    g_assert_true(tvd_supervisor_vm_revoke(f->sup, VM, "test", &err));
+    g_assert_true(tvd_supervisor_vm_revoke(f->sup, CORE_VM, "test", &err));
     g_assert_no_error(err);
-    g_assert_cmpint(tvd_vm_state(vm_of(f)), ==, TVD_STATE_REVOKED);
-    g_assert_true(harness_wait(link_down, f, WAIT_MS));
+    g_assert_cmpint(tvd_vm_state(core_vm(f)), ==, TVD_STATE_REVOKED);
+    g_assert_true(harness_wait(core_link_down, f, CORE_WAIT_MS));
 
     /* Readmitted: attested again, link up again. */
-    g_assert_true(tvd_supervisor_vm_readmit(f->sup, VM, &err));
+    g_assert_true(tvd_supervisor_vm_readmit(f->sup, CORE_VM, &err));
     g_assert_no_error(err);
-    admit_good(f);
+    core_admit_good(f);
 }
 
-static void test_ek_untrusted_ca(Fixture *f, gconstpointer data)
+static void test_ek_untrusted_ca(CoreFixture *f, gconstpointer data)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(HarnessSwtpm) foreign = NULL;
@@ -267,12 +67,12 @@ static void test_ek_untrusted_ca(Fixture *f, gconstpointer data)
     g_assert_no_error(err);
     g_assert_nonnull(agent->ek_cert);
     hello = harness_agent_hello(agent);
-    send_payload(f, hello);
-    expect_verdict(f, TVD_STATE_QUARANTINED, "ek-cert-untrusted");
-    admit_good(f);
+    core_send(f, hello);
+    core_expect_verdict(f, TVD_STATE_QUARANTINED, "ek-cert-untrusted");
+    core_admit_good(f);
 }
 
-static void test_ek_cert_of_another_tpm(Fixture *f, gconstpointer data)
+static void test_ek_cert_of_another_tpm(CoreFixture *f, gconstpointer data)
 {
     g_autoptr(GError) err = NULL;
     g_autofree char *conf = NULL;
@@ -296,12 +96,12 @@ static void test_ek_cert_of_another_tpm(Fixture *f, gconstpointer data)
     f->agent->ek_cert = other_agent->ek_cert;
     hello = harness_agent_hello(f->agent);
     f->agent->ek_cert = own_cert;
-    send_payload(f, hello);
-    expect_verdict(f, TVD_STATE_QUARANTINED, "ek-key-mismatch");
-    admit_good(f);
+    core_send(f, hello);
+    core_expect_verdict(f, TVD_STATE_QUARANTINED, "ek-key-mismatch");
+    core_admit_good(f);
 }
 
-static void test_replayed_nonce(Fixture *f, gconstpointer data)
+static void test_replayed_nonce(CoreFixture *f, gconstpointer data)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(GBytes) request = NULL;
@@ -312,20 +112,20 @@ static void test_replayed_nonce(Fixture *f, gconstpointer data)
     if (!f->sup) {
         return;
     }
-    request = bind_agent(f);
+    request = core_bind_agent(f);
     g_assert_true(harness_agent_evidence(f->agent, request, &ev, &err));
     g_assert_no_error(err);
-    first = encode(&ev);
+    first = core_encode(&ev);
     tvd_msg_clear(&ev);
-    send_payload(f, first);
-    expect_verdict(f, TVD_STATE_ADMITTED, "attested");
+    core_send(f, first);
+    core_expect_verdict(f, TVD_STATE_ADMITTED, "attested");
     /* The next round (interval 1 s here) gets the previous round's quote. */
-    again = expect(f, TVD_MSG_ATTEST_REQUEST);
-    send_payload(f, first);
-    expect_verdict(f, TVD_STATE_QUARANTINED, "nonce-reused");
+    again = core_expect(f, TVD_MSG_ATTEST_REQUEST);
+    core_send(f, first);
+    core_expect_verdict(f, TVD_STATE_QUARANTINED, "nonce-reused");
 }
 
-static void test_pcr_digest_mismatch(Fixture *f, gconstpointer data)
+static void test_pcr_digest_mismatch(CoreFixture *f, gconstpointer data)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(GBytes) request = NULL;
@@ -336,22 +136,22 @@ static void test_pcr_digest_mismatch(Fixture *f, gconstpointer data)
     if (!f->sup) {
         return;
     }
-    request = bind_agent(f);
+    request = core_bind_agent(f);
     g_assert_true(harness_agent_evidence(f->agent, request, &ev, &err));
     g_assert_no_error(err);
     /* A PCR value the quote's digest does not cover. */
     g_assert_cmpuint(ev.u.evidence.n_pcrs, >=, 1);
-    bad = flip(ev.u.evidence.pcrs[0].digest, 31);
+    bad = core_flip(ev.u.evidence.pcrs[0].digest, 31);
     g_bytes_unref(ev.u.evidence.pcrs[0].digest);
     ev.u.evidence.pcrs[0].digest = bad;
-    payload = encode(&ev);
+    payload = core_encode(&ev);
     tvd_msg_clear(&ev);
-    send_payload(f, payload);
-    expect_verdict(f, TVD_STATE_QUARANTINED, "pcr-digest-mismatch");
-    admit_good(f);
+    core_send(f, payload);
+    core_expect_verdict(f, TVD_STATE_QUARANTINED, "pcr-digest-mismatch");
+    core_admit_good(f);
 }
 
-static void test_tampered_quote(Fixture *f, gconstpointer data)
+static void test_tampered_quote(CoreFixture *f, gconstpointer data)
 {
     g_autoptr(GError) err = NULL;
     g_autoptr(GBytes) request = NULL;
@@ -362,52 +162,21 @@ static void test_tampered_quote(Fixture *f, gconstpointer data)
     if (!f->sup) {
         return;
     }
-    request = bind_agent(f);
+    request = core_bind_agent(f);
     g_assert_true(harness_agent_evidence(f->agent, request, &ev, &err));
     g_assert_no_error(err);
     /* One bit of the signed TPMS_ATTEST (inside its extraData). */
-    bad = flip(ev.u.evidence.attest, 20);
+    bad = core_flip(ev.u.evidence.attest, 20);
     g_bytes_unref(ev.u.evidence.attest);
     ev.u.evidence.attest = bad;
-    payload = encode(&ev);
+    payload = core_encode(&ev);
     tvd_msg_clear(&ev);
-    send_payload(f, payload);
-    expect_verdict(f, TVD_STATE_QUARANTINED, "bad-signature");
-    admit_good(f);
+    core_send(f, payload);
+    core_expect_verdict(f, TVD_STATE_QUARANTINED, "bad-signature");
+    core_admit_good(f);
 }
 
-/* Changes one record of the supervisor's audit database behind its back
- * (the append-only trigger is a guard against mistakes, not attackers);
- * returns the seq changed. */
-static gint64 tamper_audit_record(Fixture *f, const char *event)
-{
-    g_autofree char *path = g_build_filename(f->dir, "audit.db", NULL);
-    g_autofree char *sql = NULL;
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    gint64 seq;
-
-    g_assert_cmpint(sqlite3_open(path, &db), ==, SQLITE_OK);
-    sql = g_strdup_printf("SELECT max(seq) FROM audit WHERE "
-                          "instr(CAST(record AS TEXT), '\"%s\"') > 0", event);
-    g_assert_cmpint(sqlite3_prepare_v2(db, sql, -1, &st, NULL), ==, SQLITE_OK);
-    g_assert_cmpint(sqlite3_step(st), ==, SQLITE_ROW);
-    seq = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    g_assert_cmpint(seq, >, 0);
-    g_clear_pointer(&sql, g_free);
-    sql = g_strdup_printf("DROP TRIGGER audit_no_update;"
-                          "UPDATE audit SET record = CAST(replace(CAST(record "
-                          "AS TEXT), '\"%s\"', '\"%s-x\"') AS BLOB) "
-                          "WHERE seq = %" G_GINT64_FORMAT ";",
-                          event, event, seq);
-    g_assert_cmpint(sqlite3_exec(db, sql, NULL, NULL, NULL), ==, SQLITE_OK);
-    g_assert_cmpint(sqlite3_changes(db), ==, 1);
-    sqlite3_close(db);
-    return seq;
-}
-
-static void test_audit_chain(Fixture *f, gconstpointer data)
+static void test_audit_chain(CoreFixture *f, gconstpointer data)
 {
     g_autoptr(GError) err = NULL;
     TvdAuditReport report = { 0 };
@@ -416,7 +185,7 @@ static void test_audit_chain(Fixture *f, gconstpointer data)
     if (!f->sup) {
         return;
     }
-    admit_good(f);
+    core_admit_good(f);
     /* Every record so far, from the supervisor's start to the admission. */
     g_assert_true(tvd_audit_verify(tvd_supervisor_audit(f->sup), &report,
                                    &err));
@@ -426,7 +195,7 @@ static void test_audit_chain(Fixture *f, gconstpointer data)
     g_assert_cmpint(report.anchor_seq, >, 0);
     tvd_audit_report_clear(&report);
 
-    seq = tamper_audit_record(f, "admitted");
+    seq = core_tamper_audit(f, "admitted");
     g_assert_true(tvd_audit_verify(tvd_supervisor_audit(f->sup), &report,
                                    &err));
     g_assert_no_error(err);
@@ -442,8 +211,8 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     signal(SIGPIPE, SIG_IGN);
 #define ADD_I(path, interval, fn) \
-    g_test_add("/supervisor/core/" path, Fixture, interval, fixture_setup, \
-               fn, fixture_teardown)
+    g_test_add("/supervisor/core/" path, CoreFixture, interval, \
+               core_fixture_setup, fn, core_fixture_teardown)
 #define ADD(path, fn) ADD_I(path, NULL, fn)
     ADD("admit-and-gate", test_admit_and_gate);
     ADD("ek-untrusted-ca", test_ek_untrusted_ca);
