@@ -18,13 +18,90 @@
 /* Before a policy says otherwise, the first evidence must come this fast. */
 #define FIRST_DEADLINE_MS   30000u
 
+/* Where the admission of the VM stands (docs/supervisor.md, "Admission"). */
 typedef enum {
     PHASE_WAIT_HELLO,       /* no agent yet, or the binding was lost */
     PHASE_WAIT_ACTIVATION,  /* challenge sent */
     PHASE_WAIT_EVIDENCE,    /* attest request sent */
     PHASE_WAIT_LOGS,        /* evidence in, log chunks still coming */
     PHASE_BOUND,            /* AK bound, between rounds */
+    PHASE_COUNT_
 } Phase;
+
+/* What can happen to it. */
+typedef enum {
+    EV_AGENT_HELLO,
+    EV_CREDENTIAL_RESPONSE,
+    EV_EVIDENCE,
+    EV_LOG_CHUNK,
+    EV_AGENT_ERROR,         /* the agent reports an error */
+    EV_MALFORMED,           /* an agent message that does not decode */
+    EV_OTHER_MESSAGE,       /* a message the agent never sends */
+    EV_ROUND_DUE,           /* the interval passed, or a re-attestation */
+    EV_ANSWER_TIMEOUT,      /* a challenge or request went unanswered */
+    EV_DEADLINE_MISSED,     /* the VM's membership deadline passed */
+    EV_UNBIND,              /* the device went away or was reset */
+    EV_COUNT_
+} Event;
+
+/* What the event does in that phase; the action sets the next phase. */
+typedef enum {
+    ACT_IGNORE,             /* out of sequence: logged and dropped */
+    ACT_BIND,               /* check EK and AK, send the credential challenge */
+    ACT_ACTIVATE,           /* check the secret: bound, first round */
+    ACT_START_ROUND,        /* fresh nonce, attest request */
+    ACT_TAKE_EVIDENCE,      /* keep it; verify once the logs are complete */
+    ACT_TAKE_CHUNK,
+    ACT_FAIL,               /* a verdict with the event's cause */
+    ACT_LOG,                /* logged only (an agent error between rounds) */
+    ACT_UNBIND,
+} Action;
+
+#define I ACT_IGNORE
+#define F ACT_FAIL
+static const Action transitions[EV_COUNT_][PHASE_COUNT_] = {
+    /*                         WAIT_HELLO  WAIT_ACTIVATION   WAIT_EVIDENCE      WAIT_LOGS       BOUND */
+    [EV_AGENT_HELLO]         = { ACT_BIND, ACT_BIND,         ACT_BIND,          ACT_BIND,       ACT_BIND },
+    [EV_CREDENTIAL_RESPONSE] = { I,        ACT_ACTIVATE,     I,                 I,              I },
+    [EV_EVIDENCE]            = { I,        I,                ACT_TAKE_EVIDENCE, I,              I },
+    [EV_LOG_CHUNK]           = { F,        F,                F,                 ACT_TAKE_CHUNK, F },
+    [EV_AGENT_ERROR]         = { ACT_LOG,  F,                F,                 ACT_LOG,        ACT_LOG },
+    [EV_MALFORMED]           = { I,        F,                F,                 F,              I },
+    [EV_OTHER_MESSAGE]       = { I,        I,                I,                 I,              I },
+    [EV_ROUND_DUE]           = { I,        I,                I,                 I,              ACT_START_ROUND },
+    [EV_ANSWER_TIMEOUT]      = { I,        F,                F,                 F,              I },
+    [EV_DEADLINE_MISSED]     = { F,        F,                F,                 F,              F },
+    [EV_UNBIND]              = { ACT_UNBIND, ACT_UNBIND,     ACT_UNBIND,        ACT_UNBIND,     ACT_UNBIND },
+};
+#undef I
+#undef F
+
+static const char *const phase_names[PHASE_COUNT_] = {
+    "wait-hello", "wait-activation", "wait-evidence", "wait-logs", "bound",
+};
+
+static const char *const event_names[EV_COUNT_] = {
+    "agent-hello", "credential-response", "evidence", "log-chunk",
+    "agent-error", "malformed", "other-message", "round-due",
+    "answer-timeout", "deadline-missed", "unbind",
+};
+
+/*
+ * An event with what it carries: a decoded message (hello, response,
+ * evidence, chunk, error), or the verdict a failing event gives.
+ */
+typedef struct {
+    Event event;
+    TvdMsg *msg;
+    TvdVerdict failure;     /* cause + detail, for ACT_FAIL */
+} EventArg;
+
+/* Agent hellos: each costs EK and AK checks, so a VM gets a few at once
+ * and then one per HELLO_REFILL_MS. */
+#define HELLO_BURST         4u
+#define HELLO_REFILL_MS     1000u
+/* Bounds what a guest can make us buffer before a verdict. */
+#define ROUND_BYTES_MAX     (64u * 1024 * 1024)
 
 typedef struct {
     char *path;
@@ -59,7 +136,15 @@ struct TvdAdmission {
     TvdImaReplay *replay[3];        /* by TvdLogKind */
     GArray *measurements;           /* Measurement, log order */
 
-    guint deadline_id;
+    gsize round_bytes;              /* log entry bytes buffered this round */
+
+    /* hello rate limit (token bucket) and the checks of the last hello */
+    guint hello_tokens;
+    gint64 hello_refill_us;
+    guint8 checked_ids[32];         /* SHA-256 of EK public, cert, AK public */
+    gboolean have_checked;
+
+    guint deadline_id;              /* how long the pending answer may take */
     guint interval_id;
     TvdAdmissionStats stats;
 };
@@ -71,14 +156,14 @@ static TvdPolicy *adm_policy(TvdAdmission *adm)
     return adm->host->policy(adm->vm);
 }
 
-static guint interval_ms(TvdAdmission *adm)
+guint tvd_admission_interval_ms(TvdAdmission *adm)
 {
     TvdPolicy *p = adm_policy(adm);
 
     return p ? tvd_policy_data(p)->interval_ms : adm->shared->default_interval_ms;
 }
 
-static guint deadline_ms(TvdAdmission *adm)
+guint tvd_admission_deadline_ms(TvdAdmission *adm)
 {
     TvdPolicy *p = adm_policy(adm);
 
@@ -106,6 +191,7 @@ static void clear_round(TvdAdmission *adm)
         g_clear_pointer(&adm->chunk_entries[k], g_ptr_array_unref);
         adm->chunk_more[k] = FALSE;
     }
+    adm->round_bytes = 0;
 }
 
 /* Forget the binding: a new agent hello starts from scratch. */
@@ -135,70 +221,77 @@ static void send_msg(TvdAdmission *adm, const TvdMsg *msg)
     }
 }
 
-static void send_membership(TvdAdmission *adm, enum tvd_state state,
-                            guint32 code, const char *text)
+static void send_membership(TvdAdmission *adm, const TvdVerdict *v)
 {
     TvdMsg msg = { .type = TVD_MSG_MEMBERSHIP };
+    g_autofree char *text = NULL;
 
     /*
      * A verdict does not lift a revocation (the host keeps the VM revoked):
      * a round in flight when the VM was revoked must not tell the agent it
      * is admitted or quarantined. The device already says REVOKED.
      */
-    if (state != TVD_STATE_REVOKED &&
+    if (v->state != TVD_STATE_REVOKED &&
         adm->host->state(adm->vm) == TVD_STATE_REVOKED) {
         return;
     }
-    msg.u.membership.state = state;
-    msg.u.membership.reason = code;
-    msg.u.membership.reason_text = (char *)text;
-    msg.u.membership.deadline_s = state == TVD_STATE_REVOKED ? 0 :
-        (interval_ms(adm) + deadline_ms(adm) + 999) / 1000;
+    text = v->detail[0] ? g_strdup_printf("%s: %s", tvd_cause_name(v->cause),
+                                          v->detail)
+                        : g_strdup(tvd_cause_name(v->cause));
+    msg.u.membership.state = v->state;
+    msg.u.membership.reason = tvd_cause_class(v->cause);
+    msg.u.membership.reason_text = text;
+    msg.u.membership.deadline_s = v->state == TVD_STATE_REVOKED ? 0 :
+        (tvd_admission_interval_ms(adm) + tvd_admission_deadline_ms(adm) + 999) / 1000;
     send_msg(adm, &msg);
 }
 
-static void start_round(TvdAdmission *adm);
+static void dispatch(TvdAdmission *adm, EventArg *arg);
+
+static void dispatch_event(TvdAdmission *adm, Event event)
+{
+    EventArg arg = { .event = event };
+
+    dispatch(adm, &arg);
+}
 
 static gboolean on_interval(gpointer data)
 {
     TvdAdmission *adm = data;
 
     adm->interval_id = 0;
-    start_round(adm);
+    dispatch_event(adm, EV_ROUND_DUE);
     return G_SOURCE_REMOVE;
 }
 
 static void schedule_next_round(TvdAdmission *adm)
 {
     g_clear_handle_id(&adm->interval_id, g_source_remove);
-    adm->interval_id = g_timeout_add(interval_ms(adm), on_interval, adm);
+    adm->interval_id = g_timeout_add(tvd_admission_interval_ms(adm), on_interval, adm);
 }
 
 /*
- * A failed round: the policy's action, with the reason. Quarantined VMs
- * keep being attested (they come back when they comply); revoked ones not.
+ * A failed round: the policy's action, with the cause and its detail.
+ * Quarantined VMs keep being attested (they come back when they comply);
+ * revoked ones not.
  */
-static void fail(TvdAdmission *adm, guint32 code, const char *fmt, ...)
-    G_GNUC_PRINTF(3, 4);
-static void fail(TvdAdmission *adm, guint32 code, const char *fmt, ...)
+static void fail_verdict(TvdAdmission *adm, TvdCause cause,
+                         const char *detail)
 {
     TvdPolicy *p = adm_policy(adm);
     TvdPolicyOnFailure action = p ? tvd_policy_data(p)->on_failure
                                   : TVD_POLICY_ON_FAILURE_QUARANTINE;
     enum tvd_state state = action == TVD_POLICY_ON_FAILURE_REVOKE
                            ? TVD_STATE_REVOKED : TVD_STATE_QUARANTINED;
-    g_autofree char *reason = NULL;
-    va_list ap;
+    TvdVerdict v;
 
-    va_start(ap, fmt);
-    reason = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
+    tvd_verdict_set(&v, state, cause, "%s", detail);
     adm->stats.failures++;
     g_clear_handle_id(&adm->deadline_id, g_source_remove);
     clear_round(adm);
-    adm->host->verdict(adm->vm, state, code, reason,
+    adm->host->verdict(adm->vm, &v, FALSE,
                        action == TVD_POLICY_ON_FAILURE_STOP);
-    send_membership(adm, state, code, reason);
+    send_membership(adm, &v);
     if (adm->ak_bound && state != TVD_STATE_REVOKED) {
         adm->phase = PHASE_BOUND;
         schedule_next_round(adm);
@@ -207,16 +300,40 @@ static void fail(TvdAdmission *adm, guint32 code, const char *fmt, ...)
     }
 }
 
+static void fail(TvdAdmission *adm, TvdCause cause, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+static void fail(TvdAdmission *adm, TvdCause cause, const char *fmt, ...)
+{
+    g_autofree char *detail = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    detail = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    fail_verdict(adm, cause, detail);
+}
+
+/* A verifier error (TVD_VERIFY_ERROR) as a failed round. */
+static void fail_verify(TvdAdmission *adm, const GError *err,
+                        const char *what)
+{
+    fail(adm, tvd_cause_from_verify_error(err->code), "%s%s%s",
+         what ? what : "", what ? ": " : "", err->message);
+}
+
 static gboolean on_deadline(gpointer data)
 {
     TvdAdmission *adm = data;
-    const char *what = adm->phase == PHASE_WAIT_ACTIVATION
-                       ? "credential response" : "evidence";
+    EventArg arg = { .event = EV_ANSWER_TIMEOUT };
 
     adm->deadline_id = 0;
     /* Without an answer, the binding cannot be trusted to still hold. */
-    fail(adm, TVD_REASON_DEADLINE, "attestation deadline missed: no %s "
-         "within %u ms", what, deadline_ms(adm));
+    tvd_verdict_set(&arg.failure, TVD_STATE_QUARANTINED,
+                    TVD_CAUSE_DEADLINE_MISSED, "no %s within %u ms",
+                    adm->phase == PHASE_WAIT_ACTIVATION
+                    ? "credential response" : "evidence",
+                    tvd_admission_deadline_ms(adm));
+    dispatch(adm, &arg);
     return G_SOURCE_REMOVE;
 }
 
@@ -227,6 +344,51 @@ static void arm_deadline(TvdAdmission *adm, guint ms)
 }
 
 /* ---- hello and credential activation -------------------------------------- */
+
+/* One more hello allowed? A token bucket of HELLO_BURST. */
+static gboolean hello_allowed(TvdAdmission *adm)
+{
+    gint64 now = g_get_monotonic_time();
+    gint64 step = (gint64)HELLO_REFILL_MS * 1000;
+
+    if (adm->hello_refill_us == 0) {
+        adm->hello_tokens = HELLO_BURST;
+        adm->hello_refill_us = now;
+    }
+    while (adm->hello_tokens < HELLO_BURST &&
+           now - adm->hello_refill_us >= step) {
+        adm->hello_tokens++;
+        adm->hello_refill_us += step;
+    }
+    if (adm->hello_tokens == HELLO_BURST) {
+        adm->hello_refill_us = now;
+    }
+    if (adm->hello_tokens == 0) {
+        return FALSE;
+    }
+    adm->hello_tokens--;
+    return TRUE;
+}
+
+/* SHA-256 over the identities a hello presents (length-prefixed). */
+static void hello_ids(GBytes *ek_public, GBytes *cert, GBytes *ak_public,
+                      GBytes *ak_name, guint8 out[32])
+{
+    g_autoptr(GChecksum) c = g_checksum_new(G_CHECKSUM_SHA256);
+    GBytes *parts[] = { ek_public, cert, ak_public, ak_name };
+    gsize n = 32;
+
+    for (guint i = 0; i < G_N_ELEMENTS(parts); i++) {
+        gsize len = parts[i] ? g_bytes_get_size(parts[i]) : 0;
+        guint8 be[4] = { len >> 24, len >> 16, len >> 8, len };
+
+        g_checksum_update(c, be, sizeof(be));
+        if (len) {
+            g_checksum_update(c, g_bytes_get_data(parts[i], NULL), len);
+        }
+    }
+    g_checksum_get_digest(c, out, &n);
+}
 
 static void on_hello(TvdAdmission *adm, TvdMsgAgentHello *h)
 {
@@ -240,19 +402,22 @@ static void on_hello(TvdAdmission *adm, TvdMsgAgentHello *h)
     gsize name_len;
     gsize len;
     const guint8 *data;
+    guint8 ids[32];
+    gboolean checked;
 
+    if (!hello_allowed(adm)) {
+        /* Dropped, not answered: the binding and the deadline stay. */
+        if (adm->stats.hellos_limited++ == 0) {
+            g_warning("%s: agent hellos above %u per %u ms are dropped",
+                      adm->host->name(adm->vm), 1u, HELLO_REFILL_MS);
+        }
+        return;
+    }
     unbind(adm);
     adm->round_start_us = g_get_monotonic_time();
     if (!h->ek_public || g_bytes_get_size(h->ek_public) == 0) {
-        fail(adm, TVD_REASON_EVIDENCE, "ek-public-missing: the agent hello "
-             "carries no EK public area");
-        return;
-    }
-    data = g_bytes_get_data(h->ek_public, &len);
-    adm->ek = tvd_tpm_public_parse(data, len, &err);
-    if (!adm->ek || !tvd_tpm_public_check_ek(adm->ek, &err)) {
-        fail(adm, TVD_REASON_EVIDENCE, "ek: %s: %s",
-             tvd_verify_error_reason(err->code), err->message);
+        fail(adm, TVD_CAUSE_EK_PUBLIC_MISSING, "the agent hello carries no "
+             "EK public area");
         return;
     }
     /*
@@ -263,54 +428,68 @@ static void on_hello(TvdAdmission *adm, TvdMsgAgentHello *h)
     provisioned = adm->host->ek_cert(adm->vm, h->ek_type);
     cert = provisioned ? provisioned : h->ek_cert;
     if (!cert || g_bytes_get_size(cert) == 0) {
-        fail(adm, TVD_REASON_EVIDENCE, "ek-cert-missing: no EK certificate "
-             "for this VM");
+        fail(adm, TVD_CAUSE_EK_CERT_MISSING, "no EK certificate for this VM");
+        return;
+    }
+    /* The same EK, certificate and AK as the last good hello: checked. */
+    hello_ids(h->ek_public, cert, h->ak_public, h->ak_name, ids);
+    checked = adm->have_checked &&
+              CRYPTO_memcmp(ids, adm->checked_ids, sizeof(ids)) == 0;
+    data = g_bytes_get_data(h->ek_public, &len);
+    adm->ek = tvd_tpm_public_parse(data, len, &err);
+    if (!adm->ek || (!checked && !tvd_tpm_public_check_ek(adm->ek, &err))) {
+        fail_verify(adm, err, "ek");
         return;
     }
     data = g_bytes_get_data(cert, &len);
-    if (!tvd_ek_cert_verify(data, len,
+    if (!checked &&
+        !tvd_ek_cert_verify(data, len,
                             g_bytes_get_data(adm->shared->ca_pem, NULL),
                             g_bytes_get_size(adm->shared->ca_pem),
                             tvd_tpm_public_pkey(adm->ek), &err)) {
-        fail(adm, TVD_REASON_EVIDENCE, "%s: %s%s",
-             tvd_verify_error_reason(err->code), err->message,
+        fail(adm, tvd_cause_from_verify_error(err->code), "%s%s",
+             err->message,
              provisioned ? " (not the vTPM provisioned for this VM)" : "");
         return;
     }
     data = g_bytes_get_data(h->ak_public, &len);
     adm->ak = tvd_ak_key_new_from_public(data, len, &err);
     if (!adm->ak ||
-        !tvd_tpm_public_check_name(tvd_ak_key_public(adm->ak),
-                                   g_bytes_get_data(h->ak_name, NULL),
-                                   g_bytes_get_size(h->ak_name), &err)) {
-        fail(adm, TVD_REASON_EVIDENCE, "ak: %s: %s",
-             tvd_verify_error_reason(err->code), err->message);
+        (!checked &&
+         !tvd_tpm_public_check_name(tvd_ak_key_public(adm->ak),
+                                    g_bytes_get_data(h->ak_name, NULL),
+                                    g_bytes_get_size(h->ak_name), &err))) {
+        fail_verify(adm, err, "ak");
         return;
     }
+    memcpy(adm->checked_ids, ids, sizeof(ids));
+    adm->have_checked = TRUE;
     adm->agent_version = h->agent_version;
     adm->caps = h->capabilities;
     adm->agent_pcr = h->agent_pcr;
 
     /* MakeCredential binds the AK to this EK: only that TPM can answer. */
     if (RAND_bytes(adm->secret, sizeof(adm->secret)) != 1) {
-        fail(adm, TVD_REASON_EVIDENCE, "crypto-failure: no random secret");
+        fail(adm, TVD_CAUSE_CRYPTO, "no random secret");
         return;
     }
     name = tvd_tpm_public_name(tvd_ak_key_public(adm->ak), &name_len);
     if (!tvd_make_credential(adm->ek, name, name_len, adm->secret,
                              sizeof(adm->secret), &blob, &enc, &err)) {
-        fail(adm, TVD_REASON_EVIDENCE, "make-credential: %s", err->message);
+        fail(adm, TVD_CAUSE_CRYPTO, "make-credential: %s", err->message);
         return;
     }
     msg.u.credential_challenge.credential_blob = blob;
     msg.u.credential_challenge.encrypted_secret = enc;
     adm->phase = PHASE_WAIT_ACTIVATION;
     send_msg(adm, &msg);
-    arm_deadline(adm, MAX(deadline_ms(adm), FIRST_DEADLINE_MS));
+    arm_deadline(adm, MAX(tvd_admission_deadline_ms(adm), FIRST_DEADLINE_MS));
     g_debug("%s: agent %u.%u.%u said hello; credential challenge sent",
             adm->host->name(adm->vm), h->agent_version >> 16,
             (h->agent_version >> 8) & 0xff, h->agent_version & 0xff);
 }
+
+static void start_round(TvdAdmission *adm);
 
 static void on_credential_response(TvdAdmission *adm,
                                    TvdMsgCredentialResponse *r)
@@ -318,16 +497,10 @@ static void on_credential_response(TvdAdmission *adm,
     gsize len;
     const guint8 *secret = g_bytes_get_data(r->secret, &len);
 
-    if (adm->phase != PHASE_WAIT_ACTIVATION) {
-        g_warning("%s: credential response out of sequence: ignored",
-                  adm->host->name(adm->vm));
-        return;
-    }
     if (len != sizeof(adm->secret) ||
         CRYPTO_memcmp(secret, adm->secret, sizeof(adm->secret)) != 0) {
-        fail(adm, TVD_REASON_EVIDENCE, "credential-mismatch: the AK is not "
-             "bound to the VM's EK (ActivateCredential answered a wrong "
-             "secret)");
+        fail(adm, TVD_CAUSE_CREDENTIAL_MISMATCH, "the AK is not bound to "
+             "the VM's EK (ActivateCredential answered a wrong secret)");
         return;
     }
     OPENSSL_cleanse(adm->secret, sizeof(adm->secret));
@@ -383,8 +556,8 @@ static void start_round(TvdAdmission *adm)
     adm->phase = PHASE_WAIT_EVIDENCE;
     adm->round_start_us = g_get_monotonic_time();
     send_msg(adm, &msg);
-    arm_deadline(adm, adm->stats.rounds ? deadline_ms(adm)
-                                        : MAX(deadline_ms(adm),
+    arm_deadline(adm, adm->stats.rounds ? tvd_admission_deadline_ms(adm)
+                                        : MAX(tvd_admission_deadline_ms(adm),
                                               FIRST_DEADLINE_MS));
 }
 
@@ -505,6 +678,17 @@ static gboolean quoted_nonce(GBytes *attest, guint8 out[TVD_NONCE_LEN])
     return TRUE;
 }
 
+/* The policy's violations map onto the POLICY causes in order. */
+G_STATIC_ASSERT(TVD_CAUSE_POLICY_BAD_PATH - TVD_CAUSE_POLICY_AGENT_VERSION ==
+                TVD_POLICY_V_BAD_PATH - TVD_POLICY_V_AGENT_VERSION);
+static TvdCause cause_of_violation(TvdPolicyViolation v)
+{
+    if (v < TVD_POLICY_V_AGENT_VERSION || v > TVD_POLICY_V_BAD_PATH) {
+        return TVD_CAUSE_POLICY_UNKNOWN_DIGEST;
+    }
+    return TVD_CAUSE_POLICY_AGENT_VERSION + (v - TVD_POLICY_V_AGENT_VERSION);
+}
+
 static void verify_round(TvdAdmission *adm)
 {
     g_autoptr(GError) err = NULL;
@@ -515,18 +699,18 @@ static void verify_round(TvdAdmission *adm)
     TvdPolicyEvidence pe = { 0 };
     g_autofree TvdPolicyMeasurement *ms = NULL;
     TvdMsgEvidence *ev = &adm->evidence;
+    TvdVerdict admitted;
 
     g_clear_handle_id(&adm->deadline_id, g_source_remove);
     /* The nonce first: a replayed or foreign quote stops here. */
     if (!tvd_nonce_store_consume(adm->shared->nonces, adm->host->name(adm->vm),
                                  adm->nonce, sizeof(adm->nonce), &err)) {
-        fail(adm, TVD_REASON_EVIDENCE, "%s: %s",
-             tvd_verify_error_reason(err->code), err->message);
+        fail_verify(adm, err, NULL);
         return;
     }
     if (ev->pcr_bank != TVD_TPM_ALG_SHA256) {
-        fail(adm, TVD_REASON_EVIDENCE, "pcr-selection-mismatch: evidence of "
-             "bank 0x%04x, sha256 was requested", ev->pcr_bank);
+        fail(adm, TVD_CAUSE_PCR_SELECTION_MISMATCH, "evidence of bank "
+             "0x%04x, sha256 was requested", ev->pcr_bank);
         return;
     }
     for (guint i = 0; i < ev->n_pcrs; i++) {
@@ -564,35 +748,30 @@ static void verify_round(TvdAdmission *adm)
             !tvd_nonce_store_consume(adm->shared->nonces,
                                      adm->host->name(adm->vm), quoted,
                                      sizeof(quoted), &nerr)) {
-            fail(adm, TVD_REASON_EVIDENCE, "%s: the quote answers another "
-                 "request: %s", tvd_verify_error_reason(nerr->code),
-                 nerr->message);
+            fail_verify(adm, nerr, "the quote answers another request");
             return;
         }
-        fail(adm, TVD_REASON_EVIDENCE, "%s: %s",
-             tvd_verify_error_reason(err->code), err->message);
+        fail_verify(adm, err, NULL);
         return;
     }
     if (((adm->caps & TVD_CAP_IMA) &&
          !replay_log(adm, TVD_LOG_IMA_NG, IMA_PCR, &err)) ||
         ((adm->caps & TVD_CAP_AGENT_LIST) &&
          !replay_log(adm, TVD_LOG_AGENT_LIST, adm->agent_pcr, &err))) {
-        fail(adm, TVD_REASON_EVIDENCE, "%s: %s",
-             tvd_verify_error_reason(err->code), err->message);
+        fail_verify(adm, err, NULL);
         return;
     }
     adm->stats.rounds++;
     clear_round(adm);
     adm->phase = PHASE_BOUND;
     if (!policy) {
-        fail(adm, TVD_REASON_POLICY, "unknown-domain: no policy for the "
-             "VM's domain");
+        fail(adm, TVD_CAUSE_UNKNOWN_DOMAIN, "no policy for the VM's domain");
         return;
     }
     if ((adm->caps & TVD_CAP_AGENT_LIST) &&
         adm->agent_pcr != tvd_policy_data(policy)->measurement_pcr) {
-        fail(adm, TVD_REASON_POLICY, "measurement-pcr: the agent extends "
-             "PCR %u, the policy requires PCR %u", adm->agent_pcr,
+        fail(adm, TVD_CAUSE_MEASUREMENT_PCR, "the agent extends PCR %u, "
+             "the policy requires PCR %u", adm->agent_pcr,
              tvd_policy_data(policy)->measurement_pcr);
         return;
     }
@@ -608,13 +787,14 @@ static void verify_round(TvdAdmission *adm)
     pe.agent_version = adm->agent_version;
     adm->stats.last_round_us = g_get_monotonic_time() - adm->round_start_us;
     if (tvd_policy_evaluate(policy, &pe, &result) != TVD_POLICY_ALLOWED) {
-        fail(adm, TVD_REASON_POLICY, "%s: %s",
-             tvd_policy_violation_name(result.violation), result.reason);
+        fail(adm, cause_of_violation(result.violation), "%s",
+             result.reason ? result.reason : "");
         return;
     }
-    adm->host->verdict(adm->vm, TVD_STATE_ADMITTED, TVD_REASON_ATTESTED,
-                       "attested: evidence matches the domain policy", FALSE);
-    send_membership(adm, TVD_STATE_ADMITTED, TVD_REASON_ATTESTED, "attested");
+    tvd_verdict_set(&admitted, TVD_STATE_ADMITTED, TVD_CAUSE_ATTESTED,
+                    "evidence matches the domain policy");
+    adm->host->verdict(adm->vm, &admitted, TRUE, FALSE);
+    send_membership(adm, &admitted);
     schedule_next_round(adm);
 }
 
@@ -628,19 +808,31 @@ static gboolean logs_complete(TvdAdmission *adm)
     return TRUE;
 }
 
-static void on_evidence(TvdAdmission *adm, TvdMsg *msg)
+/* Log entry bytes a round buffers: FALSE (and a verdict) above the cap. */
+static gboolean count_round_bytes(TvdAdmission *adm, GPtrArray *entries)
 {
-    if (adm->phase != PHASE_WAIT_EVIDENCE) {
-        g_warning("%s: evidence out of sequence: ignored",
-                  adm->host->name(adm->vm));
-        return;
+    for (guint j = 0; entries && j < entries->len; j++) {
+        adm->round_bytes += g_bytes_get_size(entries->pdata[j]);
     }
+    if (adm->round_bytes > ROUND_BYTES_MAX) {
+        fail(adm, TVD_CAUSE_LOG_LIMIT, "more than %u bytes of log entries in "
+             "one round", ROUND_BYTES_MAX);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static void take_evidence(TvdAdmission *adm, TvdMsg *msg)
+{
     adm->evidence = msg->u.evidence;
     memset(&msg->u.evidence, 0, sizeof(msg->u.evidence));
     adm->have_evidence = TRUE;
     for (guint i = 0; i < adm->evidence.n_logs; i++) {
         TvdMsgLogChunk *c = &adm->evidence.logs[i];
 
+        if (!count_round_bytes(adm, c->entries)) {
+            return;
+        }
         if (c->kind < G_N_ELEMENTS(adm->chunk_more)) {
             adm->chunk_more[c->kind] = c->more;
         }
@@ -655,13 +847,15 @@ static void on_evidence(TvdAdmission *adm, TvdMsg *msg)
 /* Bounds what a guest can make us buffer before a verdict. */
 #define CHUNK_ENTRIES_MAX   (16u * TVD_MSG_LOG_ENTRIES_MAX)
 
-static void on_log_chunk(TvdAdmission *adm, TvdMsgLogChunk *c)
+static void take_chunk(TvdAdmission *adm, TvdMsgLogChunk *c)
 {
     GPtrArray **dst;
 
-    if (adm->phase != PHASE_WAIT_LOGS || c->kind >= G_N_ELEMENTS(adm->chunk_more) ||
-        !adm->chunk_more[c->kind]) {
-        fail(adm, TVD_REASON_EVIDENCE, "log-offset: unexpected log chunk");
+    if (c->kind >= G_N_ELEMENTS(adm->chunk_more) || !adm->chunk_more[c->kind]) {
+        fail(adm, TVD_CAUSE_LOG_OFFSET, "unexpected log chunk");
+        return;
+    }
+    if (!count_round_bytes(adm, c->entries)) {
         return;
     }
     dst = &adm->chunk_entries[c->kind];
@@ -670,8 +864,8 @@ static void on_log_chunk(TvdAdmission *adm, TvdMsgLogChunk *c)
     }
     for (guint j = 0; c->entries && j < c->entries->len; j++) {
         if ((*dst)->len >= CHUNK_ENTRIES_MAX) {
-            fail(adm, TVD_REASON_EVIDENCE, "log-limit: more than %u log "
-                 "entries in one round", CHUNK_ENTRIES_MAX);
+            fail(adm, TVD_CAUSE_LOG_LIMIT, "more than %u log entries in one "
+                 "round", CHUNK_ENTRIES_MAX);
             return;
         }
         g_ptr_array_add(*dst, g_bytes_ref(c->entries->pdata[j]));
@@ -682,66 +876,123 @@ static void on_log_chunk(TvdAdmission *adm, TvdMsgLogChunk *c)
     }
 }
 
+/* ---- the state machine ------------------------------------------------------ */
+
+static void dispatch(TvdAdmission *adm, EventArg *arg)
+{
+    Phase from = adm->phase;
+    Action action = transitions[arg->event][from];
+    TvdMsg *msg = arg->msg;
+
+    switch (action) {
+    case ACT_IGNORE:
+        if (msg) {
+            g_warning("%s: %s out of sequence (%s): ignored",
+                      adm->host->name(adm->vm), tvd_msg_type_name(msg->type),
+                      phase_names[from]);
+        }
+        break;
+    case ACT_LOG:
+        g_message("%s: agent reports error %u: %s", adm->host->name(adm->vm),
+                  msg->u.error_report.code,
+                  msg->u.error_report.text ? msg->u.error_report.text : "");
+        break;
+    case ACT_BIND:
+        on_hello(adm, &msg->u.agent_hello);
+        break;
+    case ACT_ACTIVATE:
+        on_credential_response(adm, &msg->u.credential_response);
+        break;
+    case ACT_START_ROUND:
+        g_clear_handle_id(&adm->interval_id, g_source_remove);
+        start_round(adm);
+        break;
+    case ACT_TAKE_EVIDENCE:
+        take_evidence(adm, msg);
+        break;
+    case ACT_TAKE_CHUNK:
+        take_chunk(adm, &msg->u.log_chunk);
+        break;
+    case ACT_FAIL:
+        fail_verdict(adm, arg->failure.cause, arg->failure.detail);
+        break;
+    case ACT_UNBIND:
+        unbind(adm);
+        break;
+    }
+    if (adm->phase != from) {
+        g_debug("%s: %s: %s -> %s", adm->host->name(adm->vm),
+                event_names[arg->event], phase_names[from],
+                phase_names[adm->phase]);
+    }
+}
+
 /* ---- API ------------------------------------------------------------------------ */
 
 void tvd_admission_agent_frame(TvdAdmission *adm, GBytes *payload)
 {
     TvdMsg msg;
     g_autoptr(GError) err = NULL;
+    EventArg arg = { .msg = &msg };
 
     if (!tvd_msg_decode(payload, &msg, &err)) {
         /* A malformed message is the guest's problem, not ours: say why. */
         g_warning("%s: malformed agent message: %s", adm->host->name(adm->vm),
                   err->message);
-        if (adm->phase == PHASE_WAIT_EVIDENCE || adm->phase == PHASE_WAIT_LOGS ||
-            adm->phase == PHASE_WAIT_ACTIVATION) {
-            fail(adm, TVD_REASON_EVIDENCE, "malformed: %s", err->message);
-        }
+        arg.event = EV_MALFORMED;
+        arg.msg = NULL;
+        tvd_verdict_set(&arg.failure, TVD_STATE_QUARANTINED,
+                        TVD_CAUSE_MESSAGE_MALFORMED, "%s", err->message);
+        dispatch(adm, &arg);
         return;
     }
     switch (msg.type) {
     case TVD_MSG_AGENT_HELLO:
-        on_hello(adm, &msg.u.agent_hello);
+        arg.event = EV_AGENT_HELLO;
         break;
     case TVD_MSG_CREDENTIAL_RESPONSE:
-        on_credential_response(adm, &msg.u.credential_response);
+        arg.event = EV_CREDENTIAL_RESPONSE;
         break;
     case TVD_MSG_EVIDENCE:
-        on_evidence(adm, &msg);
+        arg.event = EV_EVIDENCE;
         break;
     case TVD_MSG_LOG_CHUNK:
-        on_log_chunk(adm, &msg.u.log_chunk);
+        arg.event = EV_LOG_CHUNK;
+        tvd_verdict_set(&arg.failure, TVD_STATE_QUARANTINED,
+                        TVD_CAUSE_LOG_OFFSET, "unexpected log chunk");
         break;
     case TVD_MSG_ERROR_REPORT:
-        if (adm->phase == PHASE_WAIT_EVIDENCE || adm->phase == PHASE_WAIT_ACTIVATION) {
-            fail(adm, TVD_REASON_EVIDENCE, "agent-error: %u: %s",
-                 msg.u.error_report.code,
-                 msg.u.error_report.text ? msg.u.error_report.text : "");
-        } else {
-            g_message("%s: agent reports error %u: %s",
-                      adm->host->name(adm->vm), msg.u.error_report.code,
-                      msg.u.error_report.text ? msg.u.error_report.text : "");
-        }
+        arg.event = EV_AGENT_ERROR;
+        tvd_verdict_set(&arg.failure, TVD_STATE_QUARANTINED,
+                        TVD_CAUSE_AGENT_ERROR, "%u: %s",
+                        msg.u.error_report.code,
+                        msg.u.error_report.text ? msg.u.error_report.text : "");
         break;
     default:
-        g_warning("%s: the agent sent a %s message: ignored",
-                  adm->host->name(adm->vm), tvd_msg_type_name(msg.type));
+        arg.event = EV_OTHER_MESSAGE;
         break;
     }
+    dispatch(adm, &arg);
     tvd_msg_clear(&msg);
 }
 
 void tvd_admission_reset(TvdAdmission *adm)
 {
-    unbind(adm);
+    dispatch_event(adm, EV_UNBIND);
 }
 
 void tvd_admission_reattest(TvdAdmission *adm)
 {
-    if (adm->phase == PHASE_BOUND) {
-        g_clear_handle_id(&adm->interval_id, g_source_remove);
-        start_round(adm);
-    }
+    dispatch_event(adm, EV_ROUND_DUE);
+}
+
+void tvd_admission_deadline_missed(TvdAdmission *adm, const char *detail)
+{
+    EventArg arg = { .event = EV_DEADLINE_MISSED };
+
+    tvd_verdict_set(&arg.failure, TVD_STATE_QUARANTINED,
+                    TVD_CAUSE_DEADLINE_MISSED, "%s", detail);
+    dispatch(adm, &arg);
 }
 
 const TvdAdmissionStats *tvd_admission_stats(const TvdAdmission *adm)

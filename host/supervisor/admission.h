@@ -3,8 +3,14 @@
  * → vTPM linkage of the EK → MakeCredential / ActivateCredential binds the
  * AK → attest request (fresh nonce, PCR selection, log offsets) → evidence
  * (quote, PCR values, incremental logs) → verification and the domain
- * policy's verdict → membership notice; again every interval, with a
- * deadline. Every rejection carries a precise reason.
+ * policy's verdict → membership notice; again every interval. Every
+ * rejection is a typed verdict (cause.h).
+ *
+ * One explicit state machine: a phase, events (agent messages, timers, the
+ * device going away) and one table of what each event does in each phase
+ * (docs/supervisor.md draws it). The admission does not own the membership
+ * deadline: the VM does (only verified evidence moves it); the admission's
+ * own timer only bounds how long one request waits for its answer.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -13,6 +19,7 @@
 
 #include <glib.h>
 
+#include "cause.h"
 #include "hw/misc/tvd.h"
 #include "policy.h"
 #include "verifier.h"
@@ -26,11 +33,13 @@ typedef struct {
     /* Sends a message payload to the agent (TVD_FRAME_AGENT). */
     gboolean (*send)(void *vm, GBytes *payload, GError **error);
     /*
-     * A verdict: the state to move to, the reason code and text. @stop asks
-     * to stop the VM (the policy's "stop" action).
+     * A verdict: state, cause and escaped detail. @verified: an ADMITTED
+     * verdict on evidence verified just now (the only thing that moves the
+     * VM's membership deadline). @stop asks to stop the VM (the policy's
+     * "stop" action).
      */
-    void (*verdict)(void *vm, enum tvd_state state, guint32 code,
-                    const char *reason, gboolean stop);
+    void (*verdict)(void *vm, const TvdVerdict *verdict, gboolean verified,
+                    gboolean stop);
     /* The VM's current state (REVOKED VMs are not attested). */
     enum tvd_state (*state)(void *vm);
     /* The policy of the VM's domain; NULL when the domain is unknown. */
@@ -61,12 +70,21 @@ void tvd_admission_agent_frame(TvdAdmission *adm, GBytes *payload);
 void tvd_admission_reset(TvdAdmission *adm);
 /* Start a round now (policy update, readmission); no-op without an AK. */
 void tvd_admission_reattest(TvdAdmission *adm);
+/*
+ * The VM's membership deadline passed without verified evidence: the
+ * policy's failure action with cause deadline-missed (and the agent told).
+ */
+void tvd_admission_deadline_missed(TvdAdmission *adm, const char *detail);
+/* The policy's interval and deadline for this VM (defaults without one). */
+guint tvd_admission_interval_ms(TvdAdmission *adm);
+guint tvd_admission_deadline_ms(TvdAdmission *adm);
 
 /* Counters for metrics. */
 typedef struct {
     guint64 rounds;                 /* evidence verified */
     guint64 failures;               /* rounds that ended in a rejection */
     gint64 last_round_us;           /* hello or request to verdict, last round */
+    guint64 hellos_limited;         /* agent hellos dropped by the rate limit */
 } TvdAdmissionStats;
 const TvdAdmissionStats *tvd_admission_stats(const TvdAdmission *adm);
 

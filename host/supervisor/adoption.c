@@ -46,6 +46,7 @@ static void adopt_hello(TvdDeviceConn *conn, const struct tvd_device_hello *h,
     TvdSupervisor *sup = ctx->sup;
     const char *name = h->name[0] ? h->name : h->vm_id;
     TvdVm *vm;
+    TvdVerdict pending;
 
     sup->adopt_pending = g_list_remove(sup->adopt_pending, ctx);
     if (!tvd_api_name_is_valid(name)) {
@@ -64,9 +65,9 @@ static void adopt_hello(TvdDeviceConn *conn, const struct tvd_device_hello *h,
     if (!vm) {
         vm = tvd_vm_new(sup, name);
         vm->adopted = TRUE;
-        vm->state = TVD_STATE_PENDING;
-        vm->reason_code = TVD_REASON_AWAITING;
-        vm->reason = g_strdup("adopted: awaiting attestation");
+        tvd_verdict_set(&pending, TVD_STATE_PENDING, TVD_CAUSE_AWAITING,
+                        "adopted");
+        tvd_vm_set_verdict(vm, &pending);
         vm->since_us = g_get_real_time();
         vm->dir = g_build_filename(sup->cfg->state_dir, "vms", name, NULL);
         g_mkdir_with_parents(vm->dir, 0700);

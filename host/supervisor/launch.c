@@ -52,6 +52,7 @@ TvdVm *tvd_supervisor_vm_start(TvdSupervisor *sup, const TvdVmSpec *spec,
     g_auto(GStrv) argv = NULL;
     g_autoptr(GSubprocessLauncher) launcher = NULL;
     g_autofree char *log_path = NULL;
+    TvdVerdict pending;
 
     if (!tvd_api_name_is_valid(spec->name)) {
         g_set_error(error, TVD_SUPERVISOR_ERROR, TVD_SUPERVISOR_ERROR_INVALID,
@@ -93,9 +94,9 @@ TvdVm *tvd_supervisor_vm_start(TvdSupervisor *sup, const TvdVmSpec *spec,
     if (!vm->vm_id) {
         vm->vm_id = g_uuid_string_random();
     }
-    vm->state = TVD_STATE_PENDING;
-    vm->reason_code = TVD_REASON_AWAITING;
-    tvd_vm_set_str(&vm->reason, "starting: awaiting attestation");
+    tvd_verdict_set(&pending, TVD_STATE_PENDING, TVD_CAUSE_AWAITING,
+                    "starting");
+    tvd_vm_set_verdict(vm, &pending);
     vm->since_us = g_get_real_time();
 
     tpm_dir = g_build_filename(vm->dir, "vtpm", NULL);

@@ -13,17 +13,10 @@ void tvd_metrics_init(TvdSupervisor *sup)
     static const double bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                      0.5, 1, 2.5, 5, 10 };
 
-    sup->failures = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                          NULL);
     tvd_prom_histogram_init(&sup->latency, bounds, G_N_ELEMENTS(bounds));
 }
 
-void tvd_metrics_free(TvdSupervisor *sup)
-{
-    g_clear_pointer(&sup->failures, g_hash_table_destroy);
-}
-
-void tvd_metrics_verdict(TvdVm *vm, enum tvd_state state, const char *reason)
+void tvd_metrics_verdict(TvdVm *vm, const TvdVerdict *v)
 {
     const TvdAdmissionStats *st = tvd_admission_stats(vm->adm);
 
@@ -32,13 +25,8 @@ void tvd_metrics_verdict(TvdVm *vm, enum tvd_state state, const char *reason)
         tvd_prom_histogram_observe(&vm->sup->latency,
                                    st->last_round_us / 1e6);
     }
-    if (state != TVD_STATE_ADMITTED) {
-        /* "nonce-reused: ..." counts as nonce-reused. */
-        g_autofree char *cls = g_strndup(reason, strcspn(reason, ":"));
-        gpointer n = g_hash_table_lookup(vm->sup->failures, cls);
-
-        g_hash_table_insert(vm->sup->failures, g_steal_pointer(&cls),
-                            GUINT_TO_POINTER(GPOINTER_TO_UINT(n) + 1));
+    if (v->state != TVD_STATE_ADMITTED && (guint)v->cause < TVD_CAUSE_COUNT_) {
+        vm->sup->failures[v->cause]++;
     }
 }
 
@@ -49,8 +37,6 @@ void tvd_supervisor_metrics(TvdSupervisor *sup, GString *out)
     guint running = 0;
     guint64 rounds = 0;
     GHashTableIter it;
-    gpointer key;
-    gpointer val;
     TvdVm *vm;
 
     g_hash_table_iter_init(&it, sup->vms);
@@ -79,13 +65,14 @@ void tvd_supervisor_metrics(TvdSupervisor *sup, GString *out)
                     "evidence rounds verified");
     tvd_prom_sample(out, "tvd_attestations_total", NULL, rounds);
     tvd_prom_family(out, "tvd_attestation_failures_total", "counter",
-                    "rounds that ended in a rejection, by reason");
-    g_hash_table_iter_init(&it, sup->failures);
-    while (g_hash_table_iter_next(&it, &key, &val)) {
-        const char *labels[] = { "reason", key, NULL };
+                    "rounds that ended in a rejection, by cause");
+    for (guint c = 0; c < TVD_CAUSE_COUNT_; c++) {
+        const char *labels[] = { "reason", tvd_cause_name(c), NULL };
 
-        tvd_prom_sample(out, "tvd_attestation_failures_total", labels,
-                        GPOINTER_TO_UINT(val));
+        if (sup->failures[c]) {
+            tvd_prom_sample(out, "tvd_attestation_failures_total", labels,
+                            sup->failures[c]);
+        }
     }
     tvd_prom_family(out, "tvd_verdict_seconds", "histogram",
                     "time from attestation request (or agent hello) to "

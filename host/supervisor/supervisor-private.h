@@ -4,6 +4,7 @@
  * host/supervisor; supervisor.h is the interface.
  *
  *   vm.c            a VM: creation, transitions, operator decisions
+ *   vm-deadline.c   the VM's membership deadline
  *   vm-record.c     the VM's record in the store (not the API's JSON)
  *   vm-admission.c  what the admission state machine needs from a VM
  *   launch.c        launching a VM: its vTPM and QEMU, stopping it
@@ -34,10 +35,19 @@ struct TvdVm {
     char *domain;
     char *role;
     guint32 state;
-    guint32 reason_code;
-    char *reason;
+    TvdCause cause;             /* why it is in that state */
+    char *detail;               /* escaped and bounded (TvdVerdict) */
+    char *reason;               /* "cause: detail", as shown */
     gint64 since_us;            /* wall clock of the last transition */
     gboolean adopted;
+
+    /*
+     * The membership deadline: an ADMITTED VM must bring verified evidence
+     * again by last_verified + interval + deadline. Only an ADMITTED
+     * verdict on verified evidence moves last_verified (persisted).
+     */
+    gint64 last_verified_us;    /* wall clock, 0: never */
+    guint deadline_id;
 
     /* launch */
     char *kernel;
@@ -77,7 +87,7 @@ struct TvdSupervisor {
 
     /* metrics */
     guint64 verdicts;
-    GHashTable *failures;       /* reason class -> count (GUINT_TO_POINTER) */
+    guint64 failures[TVD_CAUSE_COUNT_]; /* rejections by cause */
     TvdPromHistogram latency;   /* request to verdict, seconds */
 };
 
@@ -85,14 +95,26 @@ struct TvdSupervisor {
 TvdVm *tvd_vm_new(TvdSupervisor *sup, const char *name);
 void tvd_vm_free(TvdVm *vm);
 void tvd_vm_set_str(char **dst, const char *src);
+/* State, cause, detail and reason from @v, nothing else (no record). */
+void tvd_vm_set_verdict(TvdVm *vm, const TvdVerdict *v);
+/* ISO 8601 of a wall-clock time, NULL for 0. */
+char *tvd_vm_time_string(gint64 wall_us);
 /* The VM named @name, or NULL with a NOT_FOUND error. */
 TvdVm *tvd_vm_lookup(TvdSupervisor *sup, const char *name, GError **error);
 /* Pushes the VM's state to its device, if one has said hello. */
 void tvd_vm_push_state(TvdVm *vm);
-/* Appends a decision to the audit log (logged if that fails). */
-void tvd_supervisor_audit_event(TvdSupervisor *sup, const char *actor,
-                                const char *vm, const char *domain,
-                                const char *event, const char *reason);
+/*
+ * Appends a decision to the audit log, with the verdict's cause, class and
+ * detail when there is one; FALSE (logged) if the log refused it.
+ */
+gboolean tvd_supervisor_audit_event(TvdSupervisor *sup, const char *actor,
+                                    const char *vm, const char *domain,
+                                    const char *event, const char *reason,
+                                    const TvdVerdict *verdict);
+
+/* vm-deadline.c */
+/* Arms the deadline timer while the VM is ADMITTED, else disarms it. */
+void tvd_vm_deadline_update(TvdVm *vm);
 
 /* vm-record.c */
 void tvd_vm_save(TvdVm *vm);
@@ -123,8 +145,7 @@ void tvd_vm_detach_conn(TvdVm *vm);
 
 /* metrics.c */
 void tvd_metrics_init(TvdSupervisor *sup);
-void tvd_metrics_free(TvdSupervisor *sup);
-void tvd_metrics_verdict(TvdVm *vm, enum tvd_state state, const char *reason);
+void tvd_metrics_verdict(TvdVm *vm, const TvdVerdict *verdict);
 
 G_END_DECLS
 

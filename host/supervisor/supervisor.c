@@ -58,7 +58,8 @@ gboolean tvd_supervisor_domain_create(TvdSupervisor *sup, GBytes *policy,
     }
     tvd_supervisor_audit_event(sup, "operator", NULL, created, "domain-create",
                                tvd_policy_get_digest_string(
-                                   tvd_domains_get(sup->domains, created)));
+                                   tvd_domains_get(sup->domains, created)),
+                               NULL);
     if (name) {
         *name = g_steal_pointer(&created);
     }
@@ -74,7 +75,8 @@ gboolean tvd_supervisor_domain_update(TvdSupervisor *sup, const char *name,
     }
     tvd_supervisor_audit_event(sup, "operator", NULL, name, "domain-update",
                                tvd_policy_get_digest_string(
-                                   tvd_domains_get(sup->domains, name)));
+                                   tvd_domains_get(sup->domains, name)),
+                               NULL);
     return TRUE;
 }
 
@@ -181,7 +183,8 @@ gboolean tvd_supervisor_start(TvdSupervisor *sup, GError **error)
     if (!tvd_vm_restore_all(sup, error)) {
         return FALSE;
     }
-    tvd_supervisor_audit_event(sup, "supervisor", NULL, NULL, "start", NULL);
+    tvd_supervisor_audit_event(sup, "supervisor", NULL, NULL, "start", NULL,
+                               NULL);
     return tvd_adoption_start(sup, error);
 }
 
@@ -194,7 +197,6 @@ void tvd_supervisor_free(TvdSupervisor *sup)
     g_hash_table_destroy(sup->vms);
     g_clear_pointer(&sup->audit, tvd_audit_close);
     g_clear_pointer(&sup->store, tvd_store_unref);
-    tvd_metrics_free(sup);
     tvd_domains_free(sup->domains);
     tvd_nonce_store_free(sup->shared.nonces);
     g_clear_pointer(&sup->shared.ca_pem, g_bytes_unref);

@@ -11,6 +11,7 @@
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
 
+#include "cause.h"
 #include "config.h"
 #include "device-conn.h"
 #include "hw/misc/tvd.h"
@@ -64,11 +65,18 @@ gboolean tvd_supervisor_vm_readmit(TvdSupervisor *sup, const char *name,
                                    GError **error);
 
 /*
- * Move @vm to @state with a reason; pushes the state to the device when one
- * is connected. REVOKED is final: only readmit leaves it.
+ * Move @vm to the verdict's state with its cause and detail: recorded,
+ * pushed to the device when one is connected, audited. REVOKED is final:
+ * only readmit leaves it.
  */
-void tvd_vm_transition(TvdVm *vm, enum tvd_state state, guint32 code,
-                       const char *reason, const char *actor);
+void tvd_vm_transition(TvdVm *vm, const TvdVerdict *verdict,
+                       const char *actor);
+/*
+ * Evidence of @vm was verified now: the membership deadline runs again
+ * from this moment (persisted). The admission calls this with each
+ * ADMITTED verdict, and nothing else moves the deadline.
+ */
+void tvd_vm_evidence_verified(TvdVm *vm);
 
 /* Domains: signed policies (domains.h). */
 typedef struct TvdDomains TvdDomains;
@@ -87,7 +95,14 @@ void tvd_supervisor_metrics(TvdSupervisor *sup, GString *out);
 
 const char *tvd_vm_name(const TvdVm *vm);
 enum tvd_state tvd_vm_state(const TvdVm *vm);
+/* "cause: detail" (or just the cause), as the API shows it. */
 const char *tvd_vm_reason(const TvdVm *vm);
+TvdCause tvd_vm_cause(const TvdVm *vm);
+const char *tvd_vm_detail(const TvdVm *vm);
+/* Wall clock (µs) of the last verified evidence, 0 if none. */
+gint64 tvd_vm_last_verified(const TvdVm *vm);
+/* Wall clock (µs) by which an ADMITTED VM needs new evidence, else 0. */
+gint64 tvd_vm_deadline(const TvdVm *vm);
 gboolean tvd_vm_connected(const TvdVm *vm);
 /* The device's STATUS word as last reported (TVD_STATUS_*). */
 guint32 tvd_vm_device_status(const TvdVm *vm);

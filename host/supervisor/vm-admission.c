@@ -23,19 +23,23 @@ static gboolean adm_send(void *opaque, GBytes *payload, GError **error)
     return tvd_device_conn_send_agent(vm->conn, payload, error);
 }
 
-static void adm_verdict(void *opaque, enum tvd_state state, guint32 code,
-                        const char *reason, gboolean stop)
+static void adm_verdict(void *opaque, const TvdVerdict *v, gboolean verified,
+                        gboolean stop)
 {
     TvdVm *vm = opaque;
 
-    tvd_metrics_verdict(vm, state, reason);
+    tvd_metrics_verdict(vm, v);
     /* A revoked VM stays revoked until the operator readmits it. */
-    if (vm->state == TVD_STATE_REVOKED && state != TVD_STATE_REVOKED) {
+    if (vm->state == TVD_STATE_REVOKED && v->state != TVD_STATE_REVOKED) {
         return;
     }
-    if (vm->state != state || vm->reason_code != code ||
-        g_strcmp0(vm->reason, reason)) {
-        tvd_vm_transition(vm, state, code, reason, "verifier");
+    /* The one place the membership deadline moves. */
+    if (verified && v->state == TVD_STATE_ADMITTED) {
+        tvd_vm_evidence_verified(vm);
+    }
+    if (vm->state != v->state || vm->cause != v->cause ||
+        g_strcmp0(vm->detail, v->detail)) {
+        tvd_vm_transition(vm, v, "verifier");
     }
     if (stop && vm->running) {
         tvd_supervisor_vm_stop(vm->sup, vm->name, NULL);

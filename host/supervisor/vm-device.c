@@ -64,17 +64,22 @@ static void on_event(TvdDeviceConn *conn, const struct tvd_device_event *ev,
         tvd_admission_reset(vm->adm);
         /* A rebooted guest must prove itself again. */
         if (vm->state == TVD_STATE_ADMITTED) {
-            tvd_vm_transition(vm, TVD_STATE_PENDING, TVD_REASON_DEVICE_RESET,
-                              "guest reset: re-attestation required", "device");
+            TvdVerdict v;
+
+            tvd_verdict_set(&v, TVD_STATE_PENDING, TVD_CAUSE_GUEST_RESET,
+                            "re-attestation required");
+            tvd_vm_transition(vm, &v, "device");
         } else {
             tvd_vm_push_state(vm);
         }
         break;
     case TVD_EVENT_MIGRATED:
         if (vm->state == TVD_STATE_ADMITTED) {
-            tvd_vm_transition(vm, TVD_STATE_PENDING, TVD_REASON_MIGRATED,
-                              "arrived by migration: re-attestation required",
-                              "device");
+            TvdVerdict v;
+
+            tvd_verdict_set(&v, TVD_STATE_PENDING, TVD_CAUSE_MIGRATED,
+                            "re-attestation required");
+            tvd_vm_transition(vm, &v, "device");
         }
         break;
     case TVD_EVENT_H2G_DROPPED:

@@ -25,17 +25,22 @@ static JsonNode *vm_record(const TvdVm *vm)
     g_autoptr(GDateTime) since = g_date_time_new_from_unix_utc(
         vm->since_us / G_USEC_PER_SEC);
     g_autofree char *since_s = since ? g_date_time_format_iso8601(since) : NULL;
+    g_autofree char *last_s = NULL;
 
+    /* Microseconds: the deadline runs from the exact moment. */
+    if (vm->last_verified_us > 0) {
+        last_s = g_strdup_printf("%" G_GINT64_FORMAT, vm->last_verified_us);
+    }
     json_builder_begin_object(b);
     add_str(b, "name", vm->name);
     add_str(b, "vm_id", vm->vm_id);
     add_str(b, "domain", vm->domain);
     add_str(b, "role", vm->role);
     add_str(b, "state", tvd_state_name(vm->state));
-    json_builder_set_member_name(b, "reason_code");
-    json_builder_add_int_value(b, vm->reason_code);
-    add_str(b, "reason", vm->reason);
+    add_str(b, "cause", tvd_cause_name(vm->cause));
+    add_str(b, "detail", vm->detail);
     add_str(b, "since", since_s);
+    add_str(b, "last_verified", last_s);
     json_builder_set_member_name(b, "adopted");
     json_builder_add_boolean_value(b, vm->adopted);
     json_builder_set_member_name(b, "qemu_pid");
@@ -74,40 +79,86 @@ void tvd_vm_save(TvdVm *vm)
     }
 }
 
-static void vm_restore(TvdSupervisor *sup, TvdStoreEntry *entry)
+/* Text the supervisor escaped before storing it (TvdVerdict's detail). */
+static gboolean is_escaped_text(const char *s)
+{
+    gsize n = 0;
+
+    for (; s && s[n]; n++) {
+        if ((guchar)s[n] < 0x20 || (guchar)s[n] >= 0x7f) {
+            return FALSE;
+        }
+    }
+    return n < TVD_CAUSE_DETAIL_MAX;
+}
+
+static gboolean bad_record(const TvdStoreEntry *entry, GError **error,
+                           const char *why)
+{
+    g_set_error(error, TVD_SUPERVISOR_ERROR, TVD_SUPERVISOR_ERROR_FAILED,
+                "the VM record %s in store.db cannot be read (%s): the "
+                "supervisor does not start without it (repair or delete the "
+                "record; deleting forgets the VM's state)",
+                entry->key, why);
+    return FALSE;
+}
+
+/*
+ * A record that cannot be read stops the start: dropping it would bring a
+ * revoked or quarantined VM back as a fresh PENDING one.
+ */
+static gboolean vm_restore(TvdSupervisor *sup, TvdStoreEntry *entry,
+                           GError **error)
 {
     g_autoptr(JsonParser) parser = json_parser_new();
     g_autoptr(GError) err = NULL;
     JsonObject *o;
     const char *name;
+    const char *cause_name;
+    const char *detail;
+    const char *last;
     TvdVm *vm;
     GDateTime *since;
     guint32 state;
+    TvdCause cause = TVD_CAUSE_NONE;
     gsize len;
     const char *data = g_bytes_get_data(entry->value, &len);
 
     if (!json_parser_load_from_data(parser, data, len, &err) ||
         !JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
-        g_warning("ignoring the unreadable VM record %s: %s", entry->key,
-                  err ? err->message : "not an object");
-        return;
+        return bad_record(entry, error, err ? err->message : "not an object");
     }
     o = json_node_get_object(json_parser_get_root(parser));
     name = tvd_json_string_member(o, "name");
-    if (!tvd_api_name_is_valid(name) || g_hash_table_contains(sup->vms, name) ||
-        !tvd_state_from_name(tvd_json_string_member(o, "state"), &state)) {
-        g_warning("ignoring the invalid VM record %s", entry->key);
-        return;
+    if (!tvd_api_name_is_valid(name) ||
+        g_strcmp0(entry->key + strlen(VM_KEY_PREFIX), name)) {
+        return bad_record(entry, error, "no valid name, or not its key's");
     }
+    if (!tvd_state_from_name(tvd_json_string_member(o, "state"), &state)) {
+        return bad_record(entry, error, "no valid state");
+    }
+    cause_name = tvd_json_string_member(o, "cause");
+    if (cause_name && !tvd_cause_from_name(cause_name, &cause)) {
+        return bad_record(entry, error, "an unknown cause");
+    }
+    /* Records written before causes: their reason becomes the detail. */
+    detail = tvd_json_string_member(o, cause_name ? "detail" : "reason");
+    if (!is_escaped_text(detail)) {
+        return bad_record(entry, error, "a detail that is not escaped text");
+    }
+    last = tvd_json_string_member(o, "last_verified");
     vm = tvd_vm_new(sup, name);
     vm->dir = g_build_filename(sup->cfg->state_dir, "vms", name, NULL);
     vm->vm_id = g_strdup(tvd_json_string_member(o, "vm_id"));
     vm->domain = g_strdup(tvd_json_string_member(o, "domain"));
     vm->role = g_strdup(tvd_json_string_member(o, "role"));
-    vm->state = state;
-    vm->reason_code = json_object_get_int_member_with_default(o, "reason_code",
-                                                              0);
-    vm->reason = g_strdup(tvd_json_string_member(o, "reason"));
+    {
+        TvdVerdict v = { .state = state, .cause = cause };
+
+        g_strlcpy(v.detail, detail ? detail : "", sizeof(v.detail));
+        tvd_vm_set_verdict(vm, &v);
+    }
+    vm->last_verified_us = last ? g_ascii_strtoll(last, NULL, 10) : 0;
     since = g_date_time_new_from_iso8601(tvd_json_string_member(o, "since") ?
                                          tvd_json_string_member(o, "since") : "", NULL);
     vm->since_us = since ? g_date_time_to_unix(since) * G_USEC_PER_SEC
@@ -131,9 +182,11 @@ static void vm_restore(TvdSupervisor *sup, TvdStoreEntry *entry)
     if (!vm->running) {
         vm->qemu_pid = 0;
     }
+    /* A member's deadline keeps running from its last verified evidence. */
+    tvd_vm_deadline_update(vm);
     g_message("%s: restored %s (%s)%s", vm->name, tvd_state_name(vm->state),
-              vm->reason ? vm->reason : "",
-              vm->running ? ", QEMU still running" : "");
+              vm->reason, vm->running ? ", QEMU still running" : "");
+    return TRUE;
 }
 
 gboolean tvd_vm_restore_all(TvdSupervisor *sup, GError **error)
@@ -145,7 +198,9 @@ gboolean tvd_vm_restore_all(TvdSupervisor *sup, GError **error)
         return FALSE;
     }
     for (guint i = 0; i < entries->len; i++) {
-        vm_restore(sup, entries->pdata[i]);
+        if (!vm_restore(sup, entries->pdata[i], error)) {
+            return FALSE;
+        }
     }
     return TRUE;
 }

@@ -30,6 +30,7 @@ TvdVm *tvd_vm_new(TvdSupervisor *sup, const char *name)
 void tvd_vm_free(TvdVm *vm)
 {
     tvd_admission_free(vm->adm);
+    g_clear_handle_id(&vm->deadline_id, g_source_remove);
     if (vm->pid_watch) {
         g_source_remove(vm->pid_watch);
     }
@@ -46,6 +47,7 @@ void tvd_vm_free(TvdVm *vm)
     g_free(vm->vm_id);
     g_free(vm->domain);
     g_free(vm->role);
+    g_free(vm->detail);
     g_free(vm->reason);
     g_free(vm->kernel);
     g_free(vm->initrd);
@@ -61,11 +63,24 @@ void tvd_vm_set_str(char **dst, const char *src)
     *dst = g_strdup(src);
 }
 
+char *tvd_vm_time_string(gint64 wall_us)
+{
+    g_autoptr(GDateTime) t = NULL;
+
+    if (wall_us <= 0) {
+        return NULL;
+    }
+    t = g_date_time_new_from_unix_utc(wall_us / G_USEC_PER_SEC);
+    return t ? g_date_time_format_iso8601(t) : NULL;
+}
+
 void tvd_vm_to_json(const TvdVm *vm, JsonBuilder *b)
 {
     g_autoptr(GDateTime) since = g_date_time_new_from_unix_utc(
         vm->since_us / G_USEC_PER_SEC);
     g_autofree char *since_s = since ? g_date_time_format_iso8601(since) : NULL;
+    g_autofree char *last_s = tvd_vm_time_string(vm->last_verified_us);
+    g_autofree char *deadline_s = tvd_vm_time_string(tvd_vm_deadline(vm));
 
     json_builder_begin_object(b);
     json_builder_set_member_name(b, "name");
@@ -79,11 +94,22 @@ void tvd_vm_to_json(const TvdVm *vm, JsonBuilder *b)
     json_builder_set_member_name(b, "state");
     json_builder_add_string_value(b, tvd_state_name(vm->state));
     json_builder_set_member_name(b, "reason_code");
-    json_builder_add_int_value(b, vm->reason_code);
+    json_builder_add_int_value(b, tvd_cause_class(vm->cause));
     json_builder_set_member_name(b, "reason");
     json_builder_add_string_value(b, vm->reason ? vm->reason : "");
+    json_builder_set_member_name(b, "cause");
+    json_builder_add_string_value(b, tvd_cause_name(vm->cause));
+    json_builder_set_member_name(b, "cause_class");
+    json_builder_add_string_value(b, tvd_reason_class_name(
+                                      tvd_cause_class(vm->cause)));
+    json_builder_set_member_name(b, "detail");
+    json_builder_add_string_value(b, vm->detail ? vm->detail : "");
     json_builder_set_member_name(b, "since");
     json_builder_add_string_value(b, since_s ? since_s : "");
+    json_builder_set_member_name(b, "last_verified");
+    json_builder_add_string_value(b, last_s ? last_s : "");
+    json_builder_set_member_name(b, "deadline");
+    json_builder_add_string_value(b, deadline_s ? deadline_s : "");
     json_builder_set_member_name(b, "adopted");
     json_builder_add_boolean_value(b, vm->adopted);
     json_builder_set_member_name(b, "running");
@@ -114,16 +140,32 @@ void tvd_vm_to_json(const TvdVm *vm, JsonBuilder *b)
     json_builder_end_object(b);
 }
 
-void tvd_supervisor_audit_event(TvdSupervisor *sup, const char *actor,
-                                const char *vm, const char *domain,
-                                const char *event, const char *reason)
+gboolean tvd_supervisor_audit_event(TvdSupervisor *sup, const char *actor,
+                                    const char *vm, const char *domain,
+                                    const char *event, const char *reason,
+                                    const TvdVerdict *verdict)
 {
     g_autoptr(GError) err = NULL;
+    g_autoptr(JsonObject) details = NULL;
 
-    if (sup->audit && !tvd_audit_append(sup->audit, actor, vm, domain, event,
-                                        reason, NULL, NULL, &err)) {
-        g_critical("audit log: %s", err->message);
+    if (!sup->audit) {
+        return TRUE;
     }
+    if (verdict) {
+        details = json_object_new();
+        json_object_set_string_member(details, "cause",
+                                      tvd_cause_name(verdict->cause));
+        json_object_set_string_member(details, "class",
+                                      tvd_reason_class_name(
+                                          tvd_cause_class(verdict->cause)));
+        json_object_set_string_member(details, "detail", verdict->detail);
+    }
+    if (!tvd_audit_append(sup->audit, actor, vm, domain, event, reason,
+                          details, NULL, &err)) {
+        g_critical("audit log: %s", err->message);
+        return FALSE;
+    }
+    return TRUE;
 }
 
 /* ---- transitions -------------------------------------------------------- */
@@ -135,32 +177,45 @@ void tvd_vm_push_state(TvdVm *vm)
     if (!vm->conn || !vm->have_hello) {
         return;
     }
-    if (!tvd_device_conn_set_state(vm->conn, vm->state, vm->reason_code,
+    if (!tvd_device_conn_set_state(vm->conn, vm->state,
+                                   tvd_cause_class(vm->cause),
                                    &err)) {
         g_warning("%s: cannot push %s to the device: %s", vm->name,
                   tvd_state_name(vm->state), err->message);
     }
 }
 
-void tvd_vm_transition(TvdVm *vm, enum tvd_state state, guint32 code,
-                       const char *reason, const char *actor)
+/* Cause, detail and the "cause: detail" shown, from @v. */
+void tvd_vm_set_verdict(TvdVm *vm, const TvdVerdict *v)
+{
+    vm->state = v->state;
+    vm->cause = v->cause;
+    tvd_vm_set_str(&vm->detail, v->detail);
+    g_free(vm->reason);
+    vm->reason = v->detail[0] ? g_strdup_printf("%s: %s",
+                                                tvd_cause_name(v->cause),
+                                                v->detail)
+                              : g_strdup(tvd_cause_name(v->cause));
+}
+
+void tvd_vm_transition(TvdVm *vm, const TvdVerdict *v, const char *actor)
 {
     guint32 old = vm->state;
 
-    vm->state = state;
-    vm->reason_code = code;
-    tvd_vm_set_str(&vm->reason, reason);
+    tvd_vm_set_verdict(vm, v);
     vm->since_us = g_get_real_time();
     g_message("%s: %s -> %s by %s: %s", vm->name, tvd_state_name(old),
-              tvd_state_name(state), actor, reason ? reason : "");
+              tvd_state_name(vm->state), actor, vm->reason);
     /* Recorded first, then the device: the link gate follows at once. */
     tvd_vm_save(vm);
     tvd_vm_push_state(vm);
+    tvd_vm_deadline_update(vm);
     {
-        g_autofree char *event = g_ascii_strdown(tvd_state_name(state), -1);
+        g_autofree char *event = g_ascii_strdown(tvd_state_name(vm->state),
+                                                 -1);
 
         tvd_supervisor_audit_event(vm->sup, actor, vm->name, vm->domain,
-                                   event, reason);
+                                   event, vm->reason, v);
     }
 }
 
@@ -196,15 +251,14 @@ gboolean tvd_supervisor_vm_revoke(TvdSupervisor *sup, const char *name,
                                   const char *reason, GError **error)
 {
     TvdVm *vm = tvd_vm_lookup(sup, name, error);
-    g_autofree char *why = NULL;
+    TvdVerdict v;
 
     if (!vm) {
         return FALSE;
     }
-    why = g_strdup_printf("revoked by the operator%s%s",
-                          reason && *reason ? ": " : "",
-                          reason && *reason ? reason : "");
-    tvd_vm_transition(vm, TVD_STATE_REVOKED, TVD_REASON_ADMIN, why, "operator");
+    tvd_verdict_set(&v, TVD_STATE_REVOKED, TVD_CAUSE_OPERATOR_REVOKE, "%s",
+                    reason ? reason : "");
+    tvd_vm_transition(vm, &v, "operator");
     return TRUE;
 }
 
@@ -212,6 +266,7 @@ gboolean tvd_supervisor_vm_readmit(TvdSupervisor *sup, const char *name,
                                    GError **error)
 {
     TvdVm *vm = tvd_vm_lookup(sup, name, error);
+    TvdVerdict v;
 
     if (!vm) {
         return FALSE;
@@ -223,9 +278,9 @@ gboolean tvd_supervisor_vm_readmit(TvdSupervisor *sup, const char *name,
         return FALSE;
     }
     /* Readmission means a fresh attestation, never a free pass. */
-    tvd_vm_transition(vm, TVD_STATE_PENDING, TVD_REASON_ADMIN,
-                      "readmitted by the operator: awaiting attestation",
-                      "operator");
+    tvd_verdict_set(&v, TVD_STATE_PENDING, TVD_CAUSE_OPERATOR_READMIT,
+                    "awaiting attestation");
+    tvd_vm_transition(vm, &v, "operator");
     tvd_admission_reattest(vm->adm);
     return TRUE;
 }
@@ -242,7 +297,22 @@ enum tvd_state tvd_vm_state(const TvdVm *vm)
 
 const char *tvd_vm_reason(const TvdVm *vm)
 {
-    return vm->reason;
+    return vm->reason ? vm->reason : "";
+}
+
+TvdCause tvd_vm_cause(const TvdVm *vm)
+{
+    return vm->cause;
+}
+
+const char *tvd_vm_detail(const TvdVm *vm)
+{
+    return vm->detail ? vm->detail : "";
+}
+
+gint64 tvd_vm_last_verified(const TvdVm *vm)
+{
+    return vm->last_verified_us;
 }
 
 gboolean tvd_vm_connected(const TvdVm *vm)

@@ -16,8 +16,9 @@ static const TvdctlColumn vm_columns[] = {
     { "DOMAIN", "domain" },
     { "ROLE", "role" },
     { "STATE", "state" },
+    { "CAUSE", "cause" },
     { "SINCE", "since" },
-    { "REASON", "reason" },
+    { "DETAIL", "detail" },
     { NULL, NULL },
 };
 

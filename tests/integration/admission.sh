@@ -463,7 +463,7 @@ it_is "bad's link is down" "$(vm_field bad .link_up)" false
 # ---- drift, mute, ima: faults after the admission --------------------------------
 
 fault_case drift tampered "changes /opt/app/app.sh" 'digest-mismatch*/opt/app/app.sh*'
-fault_case mute killed "loses its agent" '*deadline missed*'
+fault_case mute killed "loses its agent" '*deadline-missed*'
 if [ -z "$img_ima" ]; then
     for _ in 1 2 3; do it_skip "IMA guest" "no IMA image"; done
 else

@@ -80,6 +80,15 @@ static gboolean run(const char *const *argv, const char *log, GError **error)
 TvdSupervisor *harness_supervisor_new(const char *dir, const char *domain,
                                       const char *interval, GError **error)
 {
+    return harness_supervisor_new_timed(dir, domain, interval, "48h", error);
+}
+
+TvdSupervisor *harness_supervisor_new_timed(const char *dir,
+                                            const char *domain,
+                                            const char *interval,
+                                            const char *deadline,
+                                            GError **error)
+{
     g_autofree char *conf = g_strdup_printf("[supervisor]\nstate_dir=%s\n",
                                             dir);
     g_autoptr(TvdSupervisor) sup = NULL;
@@ -121,12 +130,13 @@ TvdSupervisor *harness_supervisor_new(const char *dir, const char *domain,
         "   \"reference_digests\": [{\"path\": \"%s\", \"sha256\": \"%s\",\n"
         "                            \"required\": true}],\n"
         "   \"unlisted\": \"deny\"},\n"
-        " \"attestation\": {\"interval\": \"%s\", \"deadline\": \"48h\",\n"
+        " \"attestation\": {\"interval\": \"%s\", \"deadline\": \"%s\",\n"
         "   \"on_failure\": \"quarantine\", \"measurement_pcr\": %u},\n"
         " \"network\": {\"subnet\": \"10.100.0.0/24\", \"encryption\": \"none\",\n"
         "   \"roles\": [\"web\"], \"default_role\": \"web\"},\n"
         " \"properties\": {\"secure_io\": false}}\n",
-        domain, HARNESS_AGENT_PATH, hex, interval, HARNESS_AGENT_PCR);
+        domain, HARNESS_AGENT_PATH, hex, interval, deadline,
+        HARNESS_AGENT_PCR);
     sig = tvd_policy_sign(policy, strlen(policy), key, error);
     if (!sig) {
         return NULL;

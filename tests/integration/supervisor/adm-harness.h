@@ -41,6 +41,13 @@ gboolean harness_wait(HarnessCond cond, gpointer data, guint timeout_ms);
  */
 TvdSupervisor *harness_supervisor_new(const char *dir, const char *domain,
                                       const char *interval, GError **error);
+/* The same with the policy's attestation deadline (harness_supervisor_new:
+ * "48h"). */
+TvdSupervisor *harness_supervisor_new_timed(const char *dir,
+                                            const char *domain,
+                                            const char *interval,
+                                            const char *deadline,
+                                            GError **error);
 /* A supervisor started again on the state of an earlier one in @dir. */
 TvdSupervisor *harness_supervisor_restart(const char *dir, GError **error);
 /* <dir>/vtpm-ca/swtpm_setup.conf: provisions EKs the supervisor trusts. */

@@ -84,6 +84,7 @@ static void fixture_setup(Fixture *f, gconstpointer data)
 {
     g_autoptr(GError) err = NULL;
     g_autofree char *conf = NULL;
+    g_auto(GStrv) timings = NULL;
     guint8 digest[32];
 
     if (!prerequisites()) {
@@ -93,7 +94,11 @@ static void fixture_setup(Fixture *f, gconstpointer data)
     g_assert_no_error(err);
     /* Re-attestation every second only where a test waits for round 2:
      * elsewhere a round must not start behind the test's back. */
-    f->sup = harness_supervisor_new(f->dir, DOMAIN, data ? data : "1h", &err);
+    /* "INTERVAL" or "INTERVAL/DEADLINE" (policy durations). */
+    timings = g_strsplit(data ? data : "1h", "/", 2);
+    f->sup = harness_supervisor_new_timed(f->dir, DOMAIN, timings[0],
+                                          timings[1] ? timings[1] : "48h",
+                                          &err);
     g_assert_no_error(err);
     /* The VM's vTPM: EK certificate from the supervisor's own vTPM CA. */
     conf = harness_supervisor_setup_conf(f->sup);
@@ -184,8 +189,9 @@ static GBytes *encode(TvdMsg *msg)
     return b;
 }
 
-/* The MEMBERSHIP answer, and the supervisor's record of the VM. */
-static void expect_verdict(Fixture *f, guint32 state, const char *reason,
+/* The MEMBERSHIP answer, and the supervisor's record of the VM: its state,
+ * its cause (by name) and a part of its detail. */
+static void expect_verdict(Fixture *f, guint32 state, const char *cause,
                            const char *detail)
 {
     g_autoptr(GError) err = NULL;
@@ -200,11 +206,11 @@ static void expect_verdict(Fixture *f, guint32 state, const char *reason,
     g_assert_cmpuint(msg.u.membership.state, ==, state);
     tvd_msg_clear(&msg);
     g_assert_cmpint(tvd_vm_state(vm), ==, state);
-    if (reason) {
-        g_assert_true(g_str_has_prefix(tvd_vm_reason(vm), reason));
+    if (cause) {
+        g_assert_cmpstr(tvd_cause_name(tvd_vm_cause(vm)), ==, cause);
     }
     if (detail) {
-        g_assert_nonnull(strstr(tvd_vm_reason(vm), detail));
+        g_assert_nonnull(strstr(tvd_vm_detail(vm), detail));
     }
 }
 
@@ -235,7 +241,7 @@ static void admit_good(Fixture *f)
     g_assert_no_error(err);
     g_assert_cmpuint(state, ==, TVD_STATE_ADMITTED);
     g_assert_cmpint(tvd_vm_state(vm_of(f)), ==, TVD_STATE_ADMITTED);
-    g_assert_true(g_str_has_prefix(tvd_vm_reason(vm_of(f)), "attested"));
+    g_assert_cmpint(tvd_vm_cause(vm_of(f)), ==, TVD_CAUSE_ATTESTED);
     g_assert_true(harness_wait(link_up, f, 30000));
     /* What the guest sees in the device's registers. */
     g_assert_cmpuint(harness_link_reg(f->link, TVD_REG_STATE), ==,
@@ -338,7 +344,7 @@ static void test_wrong_ak(Fixture *f, gconstpointer data)
     hello = harness_agent_hello(f->agent);
     f->agent->ak_name = good_name;
     send_payload(f, hello);
-    expect_verdict(f, TVD_STATE_QUARANTINED, "ak: name-mismatch", NULL);
+    expect_verdict(f, TVD_STATE_QUARANTINED, "name-mismatch", "ak");
 
     /* A credential response that is not what ActivateCredential gives. */
     g_clear_pointer(&hello, g_bytes_unref);
@@ -419,9 +425,9 @@ static void test_unknown_digest(Fixture *f, gconstpointer data)
     g_assert_true(harness_admit(f->agent, f->link, &state, &err));
     g_assert_no_error(err);
     g_assert_cmpuint(state, ==, TVD_STATE_QUARANTINED);
-    g_assert_true(g_str_has_prefix(tvd_vm_reason(vm_of(f)),
-                                   "unknown-digest"));
-    g_assert_nonnull(strstr(tvd_vm_reason(vm_of(f)), "/usr/bin/evil"));
+    g_assert_cmpint(tvd_vm_cause(vm_of(f)), ==,
+                    TVD_CAUSE_POLICY_UNKNOWN_DIGEST);
+    g_assert_nonnull(strstr(tvd_vm_detail(vm_of(f)), "/usr/bin/evil"));
     g_assert_true(harness_wait(link_down_confirmed, f, 30000));
 }
 
@@ -486,13 +492,13 @@ static void test_malformed(Fixture *f, gconstpointer data)
     }
     challenge = expect(f, TVD_MSG_CREDENTIAL_CHALLENGE);
     send_payload(f, garbage);
-    expect_verdict(f, TVD_STATE_QUARANTINED, "malformed", NULL);
+    expect_verdict(f, TVD_STATE_QUARANTINED, "message-malformed", NULL);
 
     /* An oversize field while evidence is awaited. */
     request = bind_agent(f, f->agent);
     big = oversize_evidence();
     send_payload(f, big);
-    expect_verdict(f, TVD_STATE_QUARANTINED, "malformed", "attest");
+    expect_verdict(f, TVD_STATE_QUARANTINED, "message-malformed", "attest");
 
     /* Frames the device itself refuses never reach the supervisor: one
      * longer than the mailbox half, one with a bad magic. */
@@ -593,6 +599,53 @@ static void test_restart_mid_admission(Fixture *f, gconstpointer data)
     admit_good(f);
 }
 
+/* Runs the main loop for @ms, dropping what the supervisor sends. */
+static void drain(Fixture *f, guint ms)
+{
+    gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+
+    while (g_get_monotonic_time() < end) {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(GBytes) b = harness_link_recv(
+            f->link, MAX((end - g_get_monotonic_time()) / 1000, 1), &err);
+    }
+}
+
+/*
+ * Attack: an admitted guest re-sends a valid AGENT_HELLO every second and
+ * never answers a challenge or a request. The hellos must not postpone the
+ * deadline: with interval 1 s and deadline 3 s it is quarantined with
+ * deadline-missed within 4 s (+ margin) of its last verified evidence, and
+ * its link goes down.
+ */
+static void test_hello_does_not_postpone(Fixture *f, gconstpointer data)
+{
+    gint64 admitted;
+    gint64 took;
+
+    if (!f->sup) {
+        return;
+    }
+    admit_good(f);
+    admitted = g_get_monotonic_time();
+    while (tvd_vm_state(vm_of(f)) == TVD_STATE_ADMITTED &&
+           g_get_monotonic_time() - admitted < 20 * G_USEC_PER_SEC) {
+        g_autoptr(GBytes) hello = harness_agent_hello(f->agent);
+
+        send_payload(f, hello);
+        drain(f, 1000);
+    }
+    took = g_get_monotonic_time() - admitted;
+    g_test_message("quarantined %.1f s after the last verified evidence",
+                   took / 1e6);
+    g_assert_cmpint(tvd_vm_state(vm_of(f)), ==, TVD_STATE_QUARANTINED);
+    g_assert_cmpstr(tvd_cause_name(tvd_vm_cause(vm_of(f))), ==,
+                    "deadline-missed");
+    /* interval + deadline, plus a hello's second and a loaded machine */
+    g_assert_cmpint(took, <=, (1 + 3 + 3) * G_USEC_PER_SEC);
+    g_assert_true(harness_wait(link_down_confirmed, f, 30000));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -613,6 +666,7 @@ int main(int argc, char **argv)
     ADD("malformed-and-oversize", test_malformed);
     ADD("fake-device-oversize", test_fake_device_oversize);
     ADD_I("restart-mid-admission", "1s", test_restart_mid_admission);
+    ADD_I("hello-does-not-postpone", "1s/3s", test_hello_does_not_postpone);
 #undef ADD
 #undef ADD_I
     return g_test_run();

@@ -159,6 +159,16 @@ static gboolean link_down_confirmed(TvdSupervisor *sup, const char *name)
            !(st & TVD_STATUS_LINK_UP);
 }
 
+/* Stands for a verified round: the deadline runs from now. */
+static void admit(TvdVm *vm)
+{
+    TvdVerdict v;
+
+    tvd_verdict_set(&v, TVD_STATE_ADMITTED, TVD_CAUSE_ATTESTED, "test admits");
+    tvd_vm_evidence_verified(vm);
+    tvd_vm_transition(vm, &v, "test");
+}
+
 static void test_adopt_and_gate(Fixture *f, gconstpointer data)
 {
     TvdVm *vm;
@@ -174,8 +184,7 @@ static void test_adopt_and_gate(Fixture *f, gconstpointer data)
     /* Pending: the supervisor pushed its state, the link stays down. */
     wait_for(f->sup, "web1", link_down_confirmed, "confirmed link down");
 
-    tvd_vm_transition(vm, TVD_STATE_ADMITTED, TVD_REASON_ATTESTED,
-                      "test admits", "test");
+    admit(vm);
     wait_for(f->sup, "web1", link_up, "link up");
 
     g_assert_true(tvd_supervisor_vm_revoke(f->sup, "web1", "compromised",
@@ -212,6 +221,7 @@ static void test_qemu_killed(Fixture *f, gconstpointer data)
 static void test_restart_keeps_state(Fixture *f, gconstpointer data)
 {
     TvdVm *vm;
+    TvdVerdict v;
 
     if (!f->sup) {
         return;
@@ -220,11 +230,10 @@ static void test_restart_keeps_state(Fixture *f, gconstpointer data)
     start_adopted_qemu(f, "app2", "blue");
     wait_for(f->sup, "app1", is_connected, "adoption");
     wait_for(f->sup, "app2", is_connected, "adoption");
-    tvd_vm_transition(tvd_supervisor_vm_find(f->sup, "app1"),
-                      TVD_STATE_ADMITTED, TVD_REASON_ATTESTED, "ok", "test");
-    tvd_vm_transition(tvd_supervisor_vm_find(f->sup, "app2"),
-                      TVD_STATE_QUARANTINED, TVD_REASON_POLICY,
-                      "unknown digest for /bin/evil", "test");
+    admit(tvd_supervisor_vm_find(f->sup, "app1"));
+    tvd_verdict_set(&v, TVD_STATE_QUARANTINED, TVD_CAUSE_POLICY_UNKNOWN_DIGEST,
+                    "unknown digest for /bin/evil");
+    tvd_vm_transition(tvd_supervisor_vm_find(f->sup, "app2"), &v, "test");
     wait_for(f->sup, "app1", link_up, "link up");
 
     /* The supervisor dies; the VMs keep running and reconnect. */
@@ -233,7 +242,10 @@ static void test_restart_keeps_state(Fixture *f, gconstpointer data)
     vm = tvd_supervisor_vm_find(f->sup, "app2");
     g_assert_nonnull(vm);
     g_assert_cmpint(tvd_vm_state(vm), ==, TVD_STATE_QUARANTINED);
-    g_assert_cmpstr(tvd_vm_reason(vm), ==, "unknown digest for /bin/evil");
+    g_assert_cmpint(tvd_vm_cause(vm), ==, TVD_CAUSE_POLICY_UNKNOWN_DIGEST);
+    g_assert_cmpstr(tvd_vm_detail(vm), ==, "unknown digest for /bin/evil");
+    g_assert_cmpstr(tvd_vm_reason(vm), ==,
+                    "unknown-digest: unknown digest for /bin/evil");
     g_assert_cmpint(tvd_vm_state(tvd_supervisor_vm_find(f->sup, "app1")), ==,
                     TVD_STATE_ADMITTED);
     wait_for(f->sup, "app1", link_up, "link up after the restart");
