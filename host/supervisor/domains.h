@@ -1,6 +1,8 @@
 /*
  * The domains this supervisor knows: signed policies, verified against the
- * administrators' keys the host trusts, kept in the state directory.
+ * administrators' keys the host trusts, kept in the store with a serial
+ * high-water mark per domain that only grows (no rollback, even across a
+ * lost policy or a restart).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -11,6 +13,7 @@
 #include <json-glib/json-glib.h>
 
 #include "policy.h"
+#include "store.h"
 
 G_BEGIN_DECLS
 
@@ -21,13 +24,19 @@ typedef void (*TvdDomainChanged)(const char *name, void *opaque);
 /* How many VMs a domain has (for the domain documents). */
 typedef guint (*TvdDomainMembers)(const char *name, void *opaque);
 
-/* @dir holds the policies; @trust_dir the administrators' public keys. */
+/* @dir: policy files of earlier versions to import; @trust_dir: the
+ * administrators' public keys. */
 TvdDomains *tvd_domains_new(const char *dir, const char *trust_dir,
                             TvdDomainChanged changed, TvdDomainMembers members,
                             void *opaque);
 void tvd_domains_free(TvdDomains *d);
-/* Loads the stored policies (verifying each signature again). */
-gboolean tvd_domains_load(TvdDomains *d, GError **error);
+/*
+ * Loads the policies kept in @store (verifying each signature again, and
+ * that none is older than its domain's serial high-water mark) and keeps
+ * @store for later writes; policy files of earlier versions in the
+ * directory are imported. Any stored domain that does not load fails it.
+ */
+gboolean tvd_domains_load(TvdDomains *d, TvdStore *store, GError **error);
 
 /*
  * Verifies @sig over @policy with a trusted key, parses it, checks the name

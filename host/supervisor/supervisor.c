@@ -162,9 +162,6 @@ gboolean tvd_supervisor_start(TvdSupervisor *sup, GError **error)
         both = g_strconcat(pem, "\n", issuer_pem, NULL);
         sup->shared.ca_pem = g_bytes_new_take(both, strlen(both));
     }
-    if (!tvd_domains_load(sup->domains, error)) {
-        return FALSE;
-    }
     {
         g_autofree char *db = g_build_filename(sup->cfg->state_dir,
                                                "store.db", NULL);
@@ -179,6 +176,9 @@ gboolean tvd_supervisor_start(TvdSupervisor *sup, GError **error)
         if (!sup->audit) {
             return FALSE;
         }
+    }
+    if (!tvd_domains_load(sup->domains, sup->store, error)) {
+        return FALSE;
     }
     if (!tvd_vm_restore_all(sup, error)) {
         return FALSE;
