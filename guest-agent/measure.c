@@ -6,6 +6,7 @@
 #define G_LOG_DOMAIN "tvd-measure"
 
 #include "measure.h"
+#include "evidence.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,19 +20,6 @@
 /* Files under one measured directory: a bound on what a guest can ask. */
 #define DIR_FILES_MAX       4096u
 
-static guint32 get_le32(const guint8 *p)
-{
-    return (guint32)p[0] | (guint32)p[1] << 8 | (guint32)p[2] << 16 |
-           (guint32)p[3] << 24;
-}
-
-static void put_le32(GByteArray *a, guint32 v)
-{
-    guint8 b[4] = { v, v >> 8, v >> 16, v >> 24 };
-
-    g_byte_array_append(a, b, 4);
-}
-
 GPtrArray *tvd_measure_split_log(const guint8 *log, gsize len, guint64 offset,
                                  guint max_records, GError **error)
 {
@@ -41,41 +29,30 @@ GPtrArray *tvd_measure_split_log(const guint8 *log, gsize len, guint64 offset,
     guint64 index = 0;
 
     while (off < len && out->len < max_records) {
-        gsize start = off;
-        guint32 n;
+        TvdImaRecordView v;
+        TvdImaRecordStatus st = tvd_ima_record_frame(log + off, len - off,
+                                                     IMA_SHA1_LEN, 255,
+                                                     RECORD_MAX, &v);
 
-        /* pcr, template hash, name length */
-        if (len - off < 4 + IMA_SHA1_LEN + 4) {
-            break;
-        }
-        off += 4 + IMA_SHA1_LEN;
-        n = get_le32(log + off);
-        off += 4;
-        if (n > 255 || len - off < n + 4) {
-            if (n > 255) {
-                g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
-                            "IMA record %" G_GUINT64_FORMAT ": template name "
-                            "of %u bytes", index, n);
-                return NULL;
-            }
-            break;
-        }
-        off += n;
-        n = get_le32(log + off);
-        off += 4;
-        if (n > RECORD_MAX) {
+        if (st == TVD_IMA_RECORD_NAME_TOO_LONG) {
             g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
-                        "IMA record %" G_GUINT64_FORMAT ": template data of "
-                        "%u bytes", index, n);
+                        "IMA record %" G_GUINT64_FORMAT ": template name "
+                        "of %u bytes", index, v.name_len);
             return NULL;
         }
-        if (len - off < n) {
+        if (st == TVD_IMA_RECORD_DATA_TOO_LONG) {
+            g_set_error(error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+                        "IMA record %" G_GUINT64_FORMAT ": template data of "
+                        "%u bytes", index, v.data_len);
+            return NULL;
+        }
+        if (st == TVD_IMA_RECORD_TRUNCATED) {
             break;
         }
-        off += n;
         if (index >= offset) {
-            g_ptr_array_add(out, g_bytes_new(log + start, off - start));
+            g_ptr_array_add(out, g_bytes_new(log + off, v.length));
         }
+        off += v.length;
         index++;
     }
     return g_steal_pointer(&out);
@@ -91,28 +68,15 @@ static void sha(const EVP_MD *md, const void *data, gsize len, guint8 *out)
 GBytes *tvd_measure_record(guint32 pcr, const char *path,
                            const guint8 sha256[32], guint8 extend[32])
 {
-    static const char algo[] = "sha256:";
     g_autoptr(GByteArray) data = g_byte_array_new();
-    g_autoptr(GByteArray) rec = g_byte_array_new();
     guint8 hash[IMA_SHA1_LEN];
-    gsize plen = strlen(path) + 1;
 
     /* d-ng: "sha256:" NUL digest; n-ng: path with its NUL. */
-    put_le32(data, sizeof(algo) + 32);
-    g_byte_array_append(data, (const guint8 *)algo, sizeof(algo));
-    g_byte_array_append(data, sha256, 32);
-    put_le32(data, plen);
-    g_byte_array_append(data, (const guint8 *)path, plen);
-
+    tvd_ima_ng_data_append(data, "sha256", sha256, 32, path);
     sha(EVP_sha1(), data->data, data->len, hash);
     sha(EVP_sha256(), data->data, data->len, extend);
-    put_le32(rec, pcr);
-    g_byte_array_append(rec, hash, sizeof(hash));
-    put_le32(rec, 6);
-    g_byte_array_append(rec, (const guint8 *)"ima-ng", 6);
-    put_le32(rec, data->len);
-    g_byte_array_append(rec, data->data, data->len);
-    return g_byte_array_free_to_bytes(g_steal_pointer(&rec));
+    return tvd_ima_record_encode(pcr, hash, sizeof(hash), "ima-ng",
+                                 data->data, data->len);
 }
 
 gboolean tvd_measure_file(const char *path, guint8 sha256[32], GError **error)

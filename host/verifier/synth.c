@@ -6,6 +6,7 @@
 #define G_LOG_DOMAIN "tvd-verifier"
 
 #include "synth.h"
+#include "evidence.h"
 
 #include <string.h>
 #include <openssl/core_names.h>
@@ -209,13 +210,21 @@ tvd_synth_sign(const TvdSynthKey *k, GBytes *attest)
     return g_bytes_new(buf, off);
 }
 
-static void
-put_le32(GByteArray *a, guint32 v)
+GBytes *
+tvd_synth_ima_record_data(TPM2_ALG_ID template_alg, gboolean padded,
+                          guint32 pcr, const char *name, const guint8 *data,
+                          gsize data_len, gboolean violation)
 {
-    guint8 b[4] = { (guint8)v, (guint8)(v >> 8), (guint8)(v >> 16),
-                    (guint8)(v >> 24) };
+    const EVP_MD *md = padded ? EVP_sha1() : tvd_tpm_hash_md(template_alg);
+    gsize size = tvd_tpm_hash_size(template_alg);
+    guint8 th[64] = { 0 };
+    unsigned int len = 0;
 
-    g_byte_array_append(a, b, 4);
+    g_assert(md && size);
+    if (!violation) {
+        g_assert(EVP_Digest(data, data_len, th, &len, md, NULL));
+    }
+    return tvd_ima_record_encode(pcr, th, size, name, data, data_len);
 }
 
 GBytes *
@@ -223,28 +232,8 @@ tvd_synth_ima_record(guint32 pcr, const char *path, const guint8 digest[32],
                      gboolean violation)
 {
     g_autoptr(GByteArray) data = g_byte_array_new();
-    GByteArray *rec = g_byte_array_new();
-    static const char alg[] = "sha256:";
-    guint8 th[20];
-    unsigned int len = 0;
 
-    put_le32(data, sizeof(alg) + 32);           /* "sha256:" NUL digest */
-    g_byte_array_append(data, (const guint8 *)alg, sizeof(alg));
-    g_byte_array_append(data, digest, 32);
-    put_le32(data, (guint32)strlen(path) + 1);
-    g_byte_array_append(data, (const guint8 *)path, (guint)strlen(path) + 1);
-
-    if (violation) {
-        memset(th, 0, sizeof(th));
-    } else {
-        g_assert(EVP_Digest(data->data, data->len, th, &len, EVP_sha1(),
-                            NULL));
-    }
-    put_le32(rec, pcr);
-    g_byte_array_append(rec, th, sizeof(th));
-    put_le32(rec, 6);
-    g_byte_array_append(rec, (const guint8 *)"ima-ng", 6);
-    put_le32(rec, data->len);
-    g_byte_array_append(rec, data->data, data->len);
-    return g_byte_array_free_to_bytes(rec);
+    tvd_ima_ng_data_append(data, "sha256", digest, 32, path);
+    return tvd_synth_ima_record_data(TPM2_ALG_SHA1, FALSE, pcr, "ima-ng",
+                                     data->data, data->len, violation);
 }

@@ -42,6 +42,14 @@ GBytes *tvd_synth_sign(const TvdSynthKey *k, GBytes *attest);
  * sha256 @digest; @violation writes a zero template hash. */
 GBytes *tvd_synth_ima_record(guint32 pcr, const char *path,
                              const guint8 digest[32], gboolean violation);
+/* A record of template @name over @data (template data as is) for the log
+ * whose template digests are @template_alg's (TPM2_ALG_SHA1: the classic
+ * log; another: a per-bank log); @padded writes SHA-1 zero-padded, as a
+ * kernel without @template_alg's hash does; @violation a zero digest. */
+GBytes *tvd_synth_ima_record_data(TPM2_ALG_ID template_alg, gboolean padded,
+                                  guint32 pcr, const char *name,
+                                  const guint8 *data, gsize data_len,
+                                  gboolean violation);
 
 G_END_DECLS
 

@@ -7,8 +7,8 @@
  *  - quote verification (TPMS_ATTEST + TPMT_SIGNATURE);
  *  - single-use nonces with expiry;
  *  - EK certificate chain and key checks;
- *  - IMA binary measurement log parsing (ima-ng, ima-sig, ima-buf) and PCR
- *    replay.
+ *  - IMA binary measurement log parsing (the kernel's templates with a
+ *    file digest, SHA-1 and per-bank logs) and PCR replay.
  *
  * All cryptography is OpenSSL 3; libtss2-mu only unmarshals TPM structures.
  * Every rejection is a GError in TVD_VERIFY_ERROR whose code is one of
@@ -229,8 +229,11 @@ gboolean tvd_ek_cert_verify(const guint8 *cert, gsize cert_len,
 
 /* ---- IMA measurement logs ------------------------------------------------------ */
 
-/* Templates accepted: ima-ng (d-ng|n-ng), ima-sig (d-ng|n-ng|sig) and
- * ima-buf (d-ng|n-ng|buf). */
+/* Templates accepted (the kernel's built-in ones with a file digest and a
+ * name): ima-ng (d-ng|n-ng), ima-sig (+sig), ima-buf (+buf), ima-ngv2
+ * (d-ngv2|n-ng), ima-sigv2 (+sig), ima-modsig (d-ng|n-ng|sig|d-modsig|
+ * modsig) and evm-sig (d-ng|n-ng and seven EVM fields, kept uninterpreted
+ * in the template data). */
 
 #define TVD_IMA_TEMPLATE_NAME_MAX   15u     /* IMA_TEMPLATE_NAME_LEN_MAX */
 #define TVD_IMA_SHA1_LEN            20u
@@ -247,16 +250,24 @@ typedef struct {
 
 typedef struct {
     guint32 pcr;
-    guint8 template_hash[TVD_IMA_SHA1_LEN];
+    guint8 template_hash[TVD_IMA_SHA1_LEN]; /* SHA-1 of template_data; zero
+                                             * for a violation */
     char template_name[TVD_IMA_TEMPLATE_NAME_MAX + 1];
     GBytes *template_data;          /* as hashed into the PCR banks */
+    char digest_type[8];            /* "ima", or d-ngv2's "verity" */
     char digest_alg[16];            /* d-ng algorithm, "sha256", ... */
     guint8 digest[64];              /* d-ng file digest */
     gsize digest_len;
     char *path;                     /* n-ng, valid UTF-8 not required; NUL-free */
-    GBytes *sig;                    /* ima-sig signature field, NULL if empty */
+    GBytes *sig;                    /* sig field, NULL if empty */
     GBytes *buf;                    /* ima-buf buffer field, NULL if empty */
-    gboolean violation;             /* template hash all zero */
+    gboolean violation;             /* template digest all zero */
+    TPM2_ALG_ID template_alg;       /* the log's template digest: SHA-1, or
+                                     * the bank of a per-bank log */
+    guint8 template_digest[64];     /* as in the record */
+    gsize template_digest_len;
+    gboolean template_sha1_padded;  /* per-bank record holding SHA-1 padded
+                                     * with zeros (kernel without the hash) */
 } TvdImaEntry;
 
 void tvd_ima_entry_free(TvdImaEntry *entry);
@@ -273,31 +284,59 @@ TvdImaEntry *tvd_ima_entry_parse(const guint8 *buf, gsize len,
 gboolean tvd_ima_log_parse(const guint8 *buf, gsize len,
                            const TvdImaLimits *limits, gboolean allow_partial,
                            GPtrArray *entries, gsize *consumed, GError **error);
+/* The same for the per-bank logs of recent kernels
+ * (binary_runtime_measurements_<hash>): template digests of @template_alg's
+ * size, each H_alg(template data) or the zero-padded SHA-1 of it.
+ * TPM2_ALG_SHA1 is the classic log (the two functions above). */
+TvdImaEntry *tvd_ima_entry_parse_bank(TPM2_ALG_ID template_alg,
+                                      const guint8 *buf, gsize len,
+                                      const TvdImaLimits *limits,
+                                      GError **error);
+gboolean tvd_ima_log_parse_bank(TPM2_ALG_ID template_alg, const guint8 *buf,
+                                gsize len, const TvdImaLimits *limits,
+                                gboolean allow_partial, GPtrArray *entries,
+                                gsize *consumed, GError **error);
 
-/* Linux's boot_aggregate over a bank: H(PCR0 || .. || PCR7 [|| PCR8 || PCR9
- * when non-zero]) of that bank (SHA-1: PCR 0..7 only). @pcrs holds 10 values
- * of the bank's size. */
+/* Linux's boot_aggregate over a bank (ima_calc_boot_aggregate_tfm, Linux
+ * 5.8 and later): H(PCR0 || .. || PCR9) of that bank, PCR 0..7 only for
+ * SHA-1. @pcrs holds 10 values of the bank's size. */
 gboolean tvd_ima_boot_aggregate(TPM2_ALG_ID bank, const guint8 *pcrs,
                                 gsize pcrs_len, guint8 *out, GError **error);
 
 /* Replays the entries of one PCR of one bank. The SHA-1 bank extends the
  * template hash; other banks extend H_bank(template data) (Linux >= 5.8,
- * and the tvd agent's list). A violation (zero template hash) extends
- * all-0xff. Entries of other PCRs are counted but not extended. */
+ * and the tvd agent's list), or, from a kernel without that hash, the
+ * SHA-1 template hash padded with zeros; a per-bank log's entry of the
+ * replayed bank extends its own template digest. A violation (zero
+ * template hash) extends all-0xff. Entries of other PCRs are counted but
+ * not extended (a caller that must not accept them checks entry->pcr). */
 typedef struct TvdImaReplay TvdImaReplay;
 
+/* How a non-SHA-1 bank was extended with SHA-1-log entries. */
+typedef enum {
+    TVD_IMA_EXTEND_AUTO = 0,        /* the bank's hash, else the padded
+                                     * SHA-1; fixed by the first entry
+                                     * accepted (the default) */
+    TVD_IMA_EXTEND_BANK_HASH,       /* H_bank(template data) */
+    TVD_IMA_EXTEND_SHA1_PADDED,     /* SHA-1 template hash, zero-padded */
+} TvdImaExtendRule;
+
 TvdImaReplay *tvd_ima_replay_new(TPM2_ALG_ID bank, guint pcr, GError **error);
+TvdImaReplay *tvd_ima_replay_copy(const TvdImaReplay *replay);
 void tvd_ima_replay_free(TvdImaReplay *replay);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(TvdImaReplay, tvd_ima_replay_free)
 /* Entries accepted so far (the log offset of the next one). */
 guint64 tvd_ima_replay_count(const TvdImaReplay *replay);
 const guint8 *tvd_ima_replay_value(const TvdImaReplay *replay, gsize *len);
+TPM2_ALG_ID tvd_ima_replay_bank(const TvdImaReplay *replay);
+guint tvd_ima_replay_pcr(const TvdImaReplay *replay);
+void tvd_ima_replay_set_rule(TvdImaReplay *replay, TvdImaExtendRule rule);
+TvdImaExtendRule tvd_ima_replay_rule(const TvdImaReplay *replay);
 /* Extends @entries (log indices @offset..) into a copy of the state and
  * accepts the shortest prefix after which the PCR equals @quoted (entries
  * logged after the quote stay for the next round); *@used (may be NULL) gets
- * its length. Fails with LOG_OFFSET if @offset != count, LOG_TEMPLATE_HASH if
- * an entry's template hash is not SHA-1 of its data, LOG_REPLAY_MISMATCH if
- * no prefix matches; on failure the state is unchanged. */
+ * its length. Fails with LOG_OFFSET if @offset != count, LOG_REPLAY_MISMATCH
+ * if no prefix matches; on failure the state is unchanged. */
 gboolean tvd_ima_replay_match(TvdImaReplay *replay, guint64 offset,
                               GPtrArray *entries, const guint8 *quoted,
                               gsize quoted_len, guint *used, GError **error);

@@ -12,6 +12,7 @@
 
 #include "verifier.h"
 #include "synth.h"
+#include "evidence.h"
 
 static void
 seed(const char *dir, const char *target, const char *name, guint8 prefix,
@@ -79,6 +80,46 @@ main(int argc, char **argv)
 
         seed(argv[1], "fuzz-verifier-ima-log", "log", 0, TRUE, b);
         seed(argv[1], "fuzz-verifier-ima-log", "log-partial", 1, TRUE, b);
+    }
+    /* Per-bank logs (SHA-256; SHA-384 with padded SHA-1 digests) and the
+     * templates with d-ngv2 and extra fields, for prefix bits 2-3. */
+    for (int k = 0; k < 2; k++) {
+        g_autoptr(GByteArray) plog = g_byte_array_new();
+        g_autoptr(GBytes) b = NULL;
+
+        for (int i = 0; i < 3; i++) {
+            g_autoptr(GByteArray) d = g_byte_array_new();
+            g_autofree char *path = g_strdup_printf("/usr/lib/l%d.so", i);
+            g_autoptr(GBytes) r = NULL;
+
+            tvd_ima_ng_data_append(d, "sha256", digest, 32, path);
+            r = tvd_synth_ima_record_data(k ? TPM2_ALG_SHA384
+                                            : TPM2_ALG_SHA256,
+                                          k == 1, 10, "ima-ng", d->data,
+                                          d->len, i == 2);
+            g_byte_array_append(plog, g_bytes_get_data(r, NULL),
+                                (guint)g_bytes_get_size(r));
+        }
+        b = g_bytes_new(plog->data, plog->len);
+        seed(argv[1], "fuzz-verifier-ima-log", k ? "bank-sha384-padded"
+                                                 : "bank-sha256",
+             (guint8)((k ? 2 : 1) << 2), TRUE, b);
+    }
+    {
+        static const char type_alg[] = "verity:sha256:";
+        g_autoptr(GByteArray) d = g_byte_array_new();
+        g_autoptr(GBytes) r = NULL;
+
+        tvd_append_le32(d, sizeof(type_alg) + 32);
+        g_byte_array_append(d, (const guint8 *)type_alg, sizeof(type_alg));
+        g_byte_array_append(d, digest, 32);
+        tvd_append_le32(d, 3);
+        g_byte_array_append(d, (const guint8 *)"/x", 3);
+        tvd_append_le32(d, 2);
+        g_byte_array_append(d, (const guint8 *)"sg", 2);
+        r = tvd_synth_ima_record_data(TPM2_ALG_SHA1, FALSE, 10, "ima-sigv2",
+                                      d->data, d->len, FALSE);
+        seed(argv[1], "fuzz-verifier-ima-log", "ima-sigv2", 0, TRUE, r);
     }
     return 0;
 }

@@ -16,6 +16,7 @@
 
 #include "verifier.h"
 #include "synth.h"
+#include "evidence.h"
 
 #define ERR(e, code) g_assert_error(e, TVD_VERIFY_ERROR, TVD_VERIFY_ERROR_##code)
 
@@ -1156,6 +1157,277 @@ test_ima_real_log(void)
     }
 }
 
+/* ---- Templates and per-bank logs of recent kernels ------------------------ */
+
+/* Template data of @n fields given as (bytes, length) pairs. */
+static GByteArray *
+fields(guint n, ...)
+{
+    GByteArray *d = g_byte_array_new();
+    va_list ap;
+
+    va_start(ap, n);
+    for (guint i = 0; i < n; i++) {
+        const void *p = va_arg(ap, const void *);
+        gsize len = va_arg(ap, gsize);
+
+        tvd_append_le32(d, (guint32)len);
+        g_byte_array_append(d, p, (guint)len);
+    }
+    va_end(ap);
+    return d;
+}
+
+/* "<prefix>" NUL then 32 bytes of @fill: a d-ng / d-ngv2 field. */
+static GByteArray *
+digest_field(const char *prefix, guint8 fill)
+{
+    GByteArray *f = g_byte_array_new();
+    guint8 d[32];
+
+    memset(d, fill, sizeof(d));
+    g_byte_array_append(f, (const guint8 *)prefix, (guint)strlen(prefix) + 1);
+    g_byte_array_append(f, d, sizeof(d));
+    return f;
+}
+
+static TvdImaEntry *
+parse_template(const char *name, GByteArray *data, GError **error)
+{
+    g_autoptr(GBytes) r = tvd_synth_ima_record_data(TPM2_ALG_SHA1, FALSE, 10,
+                                                    name, data->data,
+                                                    data->len, FALSE);
+
+    return tvd_ima_entry_parse(g_bytes_get_data(r, NULL),
+                               g_bytes_get_size(r), NULL, error);
+}
+
+static void
+test_ima_templates_recent(void)
+{
+    static const char path[] = "/usr/bin/x";
+    static const guint8 sig[5] = { 3, 2, 1, 0, 9 };
+    static const guint8 u32v[4] = { 0, 0, 0, 0 };
+    g_autoptr(GByteArray) dng = digest_field("sha256:", 0x11);
+    g_autoptr(GByteArray) dv2 = digest_field("ima:sha256:", 0x22);
+    g_autoptr(GByteArray) verity = digest_field("verity:sha512:", 0x33);
+    g_autoptr(GByteArray) badtype = digest_field("foo:sha256:", 0x44);
+    g_autoptr(GByteArray) ngv2 = fields(2, dv2->data, (gsize)dv2->len,
+                                        path, sizeof(path));
+    g_autoptr(GByteArray) sigv2 = fields(3, verity->data, (gsize)verity->len,
+                                         path, sizeof(path), sig, sizeof(sig));
+    g_autoptr(GByteArray) modsig = fields(5, dng->data, (gsize)dng->len, path,
+                                          sizeof(path), sig, sizeof(sig),
+                                          "", (gsize)0, sig, sizeof(sig));
+    g_autoptr(GByteArray) evm = fields(9, dng->data, (gsize)dng->len, path,
+                                       sizeof(path), sig, sizeof(sig),
+                                       "security.ima", (gsize)12, u32v,
+                                       sizeof(u32v), sig, sizeof(sig), u32v,
+                                       sizeof(u32v), u32v, sizeof(u32v),
+                                       u32v, (gsize)2);
+    g_autoptr(GByteArray) bad_v2 = fields(2, badtype->data,
+                                          (gsize)badtype->len, path,
+                                          sizeof(path));
+    g_autoptr(GByteArray) short_modsig = fields(4, dng->data, (gsize)dng->len,
+                                                path, sizeof(path), sig,
+                                                sizeof(sig), "", (gsize)0);
+    g_autoptr(GError) error = NULL;
+    TvdImaEntry *e;
+
+    e = parse_template("ima-ngv2", ngv2, &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(e->digest_type, ==, "ima");
+    g_assert_cmpstr(e->digest_alg, ==, "sha256");
+    g_assert_cmpuint(e->digest_len, ==, 32);
+    g_assert_cmpuint(e->digest[0], ==, 0x22);
+    g_assert_cmpstr(e->path, ==, path);
+    tvd_ima_entry_free(e);
+
+    e = parse_template("ima-sigv2", sigv2, &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(e->digest_type, ==, "verity");
+    g_assert_cmpstr(e->digest_alg, ==, "sha512");
+    g_assert_cmpuint(g_bytes_get_size(e->sig), ==, sizeof(sig));
+    tvd_ima_entry_free(e);
+
+    e = parse_template("ima-modsig", modsig, &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(e->digest_type, ==, "ima");
+    g_assert_cmpstr(e->path, ==, path);
+    g_assert_cmpuint(g_bytes_get_size(e->sig), ==, sizeof(sig));
+    tvd_ima_entry_free(e);
+
+    e = parse_template("evm-sig", evm, &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(e->path, ==, path);
+    g_assert_cmpuint(e->digest[0], ==, 0x11);
+    tvd_ima_entry_free(e);
+
+    /* d-ngv2 of an unknown type; a template with a field missing; one
+     * with a field too many; the legacy "ima" template */
+    g_assert_null(parse_template("ima-ngv2", bad_v2, &error));
+    ERR(error, LOG_MALFORMED);
+    g_clear_error(&error);
+    g_assert_null(parse_template("ima-modsig", short_modsig, &error));
+    ERR(error, LOG_MALFORMED);
+    g_clear_error(&error);
+    g_assert_null(parse_template("ima-ngv2", modsig, &error));
+    ERR(error, LOG_MALFORMED);
+    g_clear_error(&error);
+    g_assert_null(parse_template("ima", ngv2, &error));
+    ERR(error, LOG_MALFORMED);
+}
+
+/* Extends @value (@size bytes) with @m by hand. */
+static void
+ref_extend(const EVP_MD *md, guint8 *value, const guint8 *m)
+{
+    gsize size = (gsize)EVP_MD_get_size(md);
+    guint8 buf[128];
+
+    memcpy(buf, value, size);
+    memcpy(buf + size, m, size);
+    EVP_Digest(buf, 2 * size, value, NULL, md, NULL);
+}
+
+/* Three ima-ng records' template data. */
+static GByteArray *
+ng_data(guint i)
+{
+    GByteArray *d = g_byte_array_new();
+    g_autofree char *path = g_strdup_printf("/usr/lib/lib%u.so", i);
+    guint8 digest[32];
+
+    memset(digest, (int)(0x40 + i), sizeof(digest));
+    tvd_ima_ng_data_append(d, "sha256", digest, 32, path);
+    return d;
+}
+
+static void
+check_per_bank(TPM2_ALG_ID alg, const EVP_MD *md, gboolean padded)
+{
+    g_autoptr(GByteArray) log = g_byte_array_new();
+    g_autoptr(GPtrArray) entries =
+        g_ptr_array_new_with_free_func((GDestroyNotify)tvd_ima_entry_free);
+    g_autoptr(GPtrArray) classic =
+        g_ptr_array_new_with_free_func((GDestroyNotify)tvd_ima_entry_free);
+    g_autoptr(TvdImaReplay) r = tvd_ima_replay_new(alg, 10, NULL);
+    g_autoptr(GError) error = NULL;
+    gsize size = (gsize)EVP_MD_get_size(md);
+    guint8 value[64] = { 0 }, m[64];
+    guint used = 0;
+
+    for (guint i = 0; i < 3; i++) {
+        g_autoptr(GByteArray) d = ng_data(i);
+        g_autoptr(GBytes) rec = tvd_synth_ima_record_data(
+            alg, padded, 10, "ima-ng", d->data, d->len, i == 1);
+
+        g_byte_array_append(log, g_bytes_get_data(rec, NULL),
+                            (guint)g_bytes_get_size(rec));
+        memset(m, 0, sizeof(m));
+        if (i == 1) {
+            memset(m, 0xff, size);
+        } else {
+            EVP_Digest(d->data, d->len, m, NULL, padded ? EVP_sha1() : md,
+                       NULL);
+        }
+        ref_extend(md, value, m);
+    }
+    g_assert_true(tvd_ima_log_parse_bank(alg, log->data, log->len, NULL,
+                                         FALSE, entries, NULL, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(entries->len, ==, 3);
+    for (guint i = 0; i < 3; i++) {
+        const TvdImaEntry *e = g_ptr_array_index(entries, i);
+
+        g_assert_cmpuint(e->template_digest_len, ==, size);
+        g_assert_cmpint(e->template_alg, ==, alg);
+        g_assert_cmpint(e->violation, ==, i == 1);
+        g_assert_cmpint(e->template_sha1_padded, ==, padded && i != 1);
+    }
+    g_assert_true(tvd_ima_replay_match(r, 0, entries, value, size, &used,
+                                       &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(used, ==, 3);
+
+    /* Read as a SHA-1 log, the digest shifts every field: refused. */
+    g_assert_false(tvd_ima_log_parse(log->data, log->len, NULL, FALSE,
+                                     classic, NULL, &error));
+    g_assert_nonnull(error);
+    g_clear_error(&error);
+
+    /* A flipped byte of a template digest */
+    log->data[4] ^= 1;
+    g_assert_false(tvd_ima_log_parse_bank(alg, log->data, log->len, NULL,
+                                          FALSE, classic, NULL, &error));
+    ERR(error, LOG_TEMPLATE_HASH);
+}
+
+static void
+test_ima_per_bank(void)
+{
+    g_autoptr(GError) error = NULL;
+
+    check_per_bank(TPM2_ALG_SHA256, EVP_sha256(), FALSE);
+    check_per_bank(TPM2_ALG_SHA384, EVP_sha384(), FALSE);
+    /* a kernel without sha384 (Debian 6.1 early boot): padded SHA-1 */
+    check_per_bank(TPM2_ALG_SHA384, EVP_sha384(), TRUE);
+    g_assert_null(tvd_ima_entry_parse_bank(0x0027, (const guint8 *)"", 0,
+                                           NULL, &error));
+    ERR(error, UNSUPPORTED);
+}
+
+/* The classic log replayed into the SHA-384 bank of a kernel that had no
+ * SHA-384: each entry extended the SHA-1 template hash, zero-padded. */
+static void
+test_ima_replay_padded(void)
+{
+    g_autoptr(GPtrArray) entries =
+        g_ptr_array_new_with_free_func((GDestroyNotify)tvd_ima_entry_free);
+    g_autoptr(GPtrArray) first = g_ptr_array_new();
+    g_autoptr(GPtrArray) second = g_ptr_array_new();
+    g_autoptr(TvdImaReplay) r = tvd_ima_replay_new(TPM2_ALG_SHA384, 10, NULL);
+    g_autoptr(TvdImaReplay) strict = NULL;
+    g_autoptr(GError) error = NULL;
+    guint8 at2[48] = { 0 }, at3[48], m[48];
+    guint used = 0;
+
+    for (guint i = 0; i < 3; i++) {
+        g_autoptr(GByteArray) d = ng_data(i);
+        g_autoptr(GBytes) rec = tvd_synth_ima_record_data(
+            TPM2_ALG_SHA1, FALSE, 10, "ima-ng", d->data, d->len, FALSE);
+        TvdImaEntry *e = tvd_ima_entry_parse(g_bytes_get_data(rec, NULL),
+                                             g_bytes_get_size(rec), NULL,
+                                             &error);
+
+        g_assert_no_error(error);
+        g_ptr_array_add(entries, e);
+        g_ptr_array_add(i < 2 ? first : second, e);
+        memset(m, 0, sizeof(m));
+        memcpy(m, e->template_hash, 20);
+        if (i == 2) {
+            memcpy(at3, at2, sizeof(at3));
+            ref_extend(EVP_sha384(), at3, m);
+        } else {
+            ref_extend(EVP_sha384(), at2, m);
+        }
+    }
+    strict = tvd_ima_replay_copy(r);
+    tvd_ima_replay_set_rule(strict, TVD_IMA_EXTEND_BANK_HASH);
+    g_assert_false(tvd_ima_replay_match(strict, 0, first, at2, 48, NULL,
+                                        &error));
+    ERR(error, LOG_REPLAY_MISMATCH);
+    g_clear_error(&error);
+
+    g_assert_cmpint(tvd_ima_replay_rule(r), ==, TVD_IMA_EXTEND_AUTO);
+    g_assert_true(tvd_ima_replay_match(r, 0, first, at2, 48, &used, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(used, ==, 2);
+    g_assert_cmpint(tvd_ima_replay_rule(r), ==, TVD_IMA_EXTEND_SHA1_PADDED);
+    g_assert_true(tvd_ima_replay_match(r, 2, second, at3, 48, &used, &error));
+    g_assert_cmpuint(used, ==, 1);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1203,5 +1475,9 @@ main(int argc, char **argv)
     g_test_add_func("/verifier/ima/replay-sha1", test_ima_replay_sha1);
     g_test_add_func("/verifier/ima/boot-aggregate", test_ima_boot_aggregate);
     g_test_add_func("/verifier/ima/real-log", test_ima_real_log);
+    g_test_add_func("/verifier/ima/templates-recent",
+                    test_ima_templates_recent);
+    g_test_add_func("/verifier/ima/per-bank", test_ima_per_bank);
+    g_test_add_func("/verifier/ima/replay-padded", test_ima_replay_padded);
     return g_test_run();
 }
