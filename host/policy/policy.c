@@ -728,11 +728,99 @@ static gboolean parse_excludes(Ctx *c, JsonNode *n, TvdPolicyData *d)
     return TRUE;
 }
 
+static gboolean parse_evidence(Ctx *c, JsonNode *n, TvdPolicyData *d)
+{
+    static const char *const known[] = {
+        "ima", "agent_list", "pcr_bank", "ima_violations", NULL
+    };
+    static const char *const needs[] = { "optional", "required", NULL };
+    static const char *const banks[] = { "sha256", "sha384", "sha512", NULL };
+    static const guint16 bank_ids[] = {
+        TVD_POLICY_BANK_SHA256, TVD_POLICY_BANK_SHA384, TVD_POLICY_BANK_SHA512,
+    };
+    static const char *const violations[] = { "reject", "allow", NULL };
+    JsonObject *o;
+    JsonNode *m;
+    gsize s;
+    guint v;
+
+    if (!get_object(c, n, &o) || !check_members(c, o, known)) {
+        return FALSE;
+    }
+    if (!member(c, o, "ima", FALSE, &m, &s) || (m && !get_enum(c, m, needs, &v))) {
+        return FALSE;
+    }
+    if (m) {
+        d->ima = (TvdPolicyEvidenceNeed)v;
+    }
+    pop(c, s);
+    if (!member(c, o, "agent_list", FALSE, &m, &s) ||
+        (m && !get_enum(c, m, needs, &v))) {
+        return FALSE;
+    }
+    if (m) {
+        d->agent_list = (TvdPolicyEvidenceNeed)v;
+    }
+    pop(c, s);
+    if (!member(c, o, "pcr_bank", FALSE, &m, &s) ||
+        (m && !get_enum(c, m, banks, &v))) {
+        return FALSE;
+    }
+    if (m) {
+        d->pcr_bank = bank_ids[v];
+        /* The PCR values and reference digests of a policy are SHA-256. */
+        if (d->pcr_bank != TVD_POLICY_BANK_SHA256 && d->pcr_mask) {
+            return perr(c, TVD_POLICY_ERROR_VALUE,
+                        "membership.pcrs holds SHA-256 values: the bank must "
+                        "be \"sha256\"");
+        }
+    }
+    pop(c, s);
+    if (!member(c, o, "ima_violations", FALSE, &m, &s) ||
+        (m && !get_enum(c, m, violations, &v))) {
+        return FALSE;
+    }
+    if (m) {
+        d->ima_violations_allowed = v == 1;
+    }
+    pop(c, s);
+    return TRUE;
+}
+
+/*
+ * A boot_aggregate reference is enforced: the round recomputes it from
+ * the quoted PCRs 0-9 of the (SHA-256) bank and needs the IMA log.
+ */
+static gboolean check_boot_aggregate(Ctx *c, TvdPolicyData *d)
+{
+    for (guint i = 0; i < d->n_references; i++) {
+        if (strcmp(d->references[i].path, "boot_aggregate") != 0) {
+            continue;
+        }
+        d->boot_aggregate_referenced = TRUE;
+        if (d->ima != TVD_POLICY_EVIDENCE_REQUIRED) {
+            push_key(c, "reference_digests");
+            return perr(c, TVD_POLICY_ERROR_VALUE,
+                        "a boot_aggregate reference is checked against the "
+                        "IMA log: set membership.evidence.ima to "
+                        "\"required\"");
+        }
+        if (d->pcr_bank != TVD_POLICY_BANK_SHA256) {
+            push_key(c, "evidence");
+            push_key(c, "pcr_bank");
+            return perr(c, TVD_POLICY_ERROR_VALUE,
+                        "a boot_aggregate reference is a SHA-256 digest: the "
+                        "bank must be \"sha256\"");
+        }
+    }
+    return TRUE;
+}
+
 static gboolean parse_membership(Ctx *c, JsonNode *n, TvdPolicyData *d)
 {
     static const char *const known[] = {
         "min_agent_version", "pcrs", "reference_digests", "ima_allowlist",
-        "excludes", "unlisted", NULL
+        "excludes", "unlisted", "evidence", NULL
     };
     static const char *const unlisted[] = { "deny", "allow", NULL };
     JsonObject *o;
@@ -787,6 +875,16 @@ static gboolean parse_membership(Ctx *c, JsonNode *n, TvdPolicyData *d)
         d->unlisted_allowed = v == 1;
     }
     pop(c, s);
+    d->ima = TVD_POLICY_EVIDENCE_OPTIONAL;
+    d->agent_list = TVD_POLICY_EVIDENCE_REQUIRED;
+    d->pcr_bank = TVD_POLICY_BANK_SHA256;
+    if (!member(c, o, "evidence", FALSE, &m, &s) || (m && !parse_evidence(c, m, d))) {
+        return FALSE;
+    }
+    pop(c, s);
+    if (!check_boot_aggregate(c, d)) {
+        return FALSE;
+    }
     /* A required path that an exclude hides could never be checked. */
     for (guint i = 0; i < d->n_references; i++) {
         for (guint j = 0; j < d->n_excludes; j++) {
@@ -1394,6 +1492,21 @@ static void canon_membership(GString *g, const TvdPolicyData *d)
     }
     g_string_append_printf(g, "membership.unlisted=%s\n",
                            d->unlisted_allowed ? "allow" : "deny");
+    /* Only what differs from the defaults: policies written before
+     * membership.evidence keep their digests. */
+    if (d->ima != TVD_POLICY_EVIDENCE_OPTIONAL) {
+        g_string_append(g, "membership.evidence.ima=required\n");
+    }
+    if (d->agent_list != TVD_POLICY_EVIDENCE_REQUIRED) {
+        g_string_append(g, "membership.evidence.agent_list=optional\n");
+    }
+    if (d->pcr_bank != TVD_POLICY_BANK_SHA256) {
+        g_string_append_printf(g, "membership.evidence.pcr_bank=%04x\n",
+                               d->pcr_bank);
+    }
+    if (d->ima_violations_allowed) {
+        g_string_append(g, "membership.evidence.ima_violations=allow\n");
+    }
     /* The agent's list lives in this PCR: a change re-evaluates members. */
     g_string_append_printf(g, "attestation.measurement_pcr=%u\n", d->measurement_pcr);
 }

@@ -70,6 +70,10 @@ typedef enum {
 #define TVD_POLICY_INTERVAL_MAX_MS      (24u * 3600 * 1000)
 #define TVD_POLICY_DEADLINE_MAX_MS      (48u * 3600 * 1000)
 #define TVD_POLICY_INTERVAL_DEFAULT_MS  60000u
+#define TVD_POLICY_IMA_PCR              10u     /* where the kernel extends IMA */
+#define TVD_POLICY_BANK_SHA256          0x000bu /* TPM_ALG_ID of the PCR banks */
+#define TVD_POLICY_BANK_SHA384          0x000cu
+#define TVD_POLICY_BANK_SHA512          0x000du
 #define TVD_POLICY_SERIAL_MAX           G_GUINT64_CONSTANT(9007199254740991) /* 2^53-1 */
 
 /* Packed agent version, the packing of TVD_AGENT_VERSION in common/message.h. */
@@ -95,6 +99,12 @@ typedef enum {
     TVD_POLICY_PROTO_UDP  = 17,
     TVD_POLICY_PROTO_ICMP = 1,          /* ICMP and ICMPv6 */
 } TvdPolicyProtocol;
+
+/* membership.evidence: whether a piece of evidence must be sent. */
+typedef enum {
+    TVD_POLICY_EVIDENCE_OPTIONAL = 0,   /* judged when the agent offers it */
+    TVD_POLICY_EVIDENCE_REQUIRED = 1,   /* missing is a rejection */
+} TvdPolicyEvidenceNeed;
 
 typedef struct {
     char *path;                         /* absolute path */
@@ -147,6 +157,14 @@ typedef struct {
     guint n_excludes;
     char **excludes;                    /* globs, see docs */
     gboolean unlisted_allowed;          /* "unlisted": "allow" */
+    /* membership.evidence (see docs/policy.md, "Required evidence") */
+    TvdPolicyEvidenceNeed ima;          /* IMA log in PCR 10 (default optional) */
+    TvdPolicyEvidenceNeed agent_list;   /* agent's list in measurement_pcr
+                                         * (default required) */
+    guint16 pcr_bank;                   /* TVD_POLICY_BANK_*, default SHA-256 */
+    gboolean ima_violations_allowed;    /* "ima_violations": "allow" */
+    gboolean boot_aggregate_referenced; /* a reference_digests path is
+                                         * "boot_aggregate" */
 
     /* attestation */
     guint32 interval_ms;
@@ -246,6 +264,36 @@ gboolean tvd_policy_membership_changed(const TvdPolicy *old_policy,
  */
 gboolean tvd_policy_check_update(const TvdPolicy *old_policy,
                                  const TvdPolicy *new_policy, GError **error);
+
+/* ---- What evidence to ask for ------------------------------------------------ */
+
+/*
+ * What a round must request and verify, from the policy's requirements,
+ * never from what the agent claims: the agent's offers only add optional
+ * evidence. A required piece the agent does not send is a rejection
+ * (evidence-missing).
+ */
+typedef struct {
+    guint16 pcr_bank;                   /* TVD_POLICY_BANK_* */
+    guint32 pcr_select;                 /* bit i: quote PCR i */
+    gboolean ima;                       /* verify the IMA log (PCR 10) */
+    gboolean ima_required;
+    gboolean agent_list;                /* verify the agent's list (agent_pcr) */
+    gboolean agent_list_required;
+    guint8 agent_pcr;                   /* the policy's measurement_pcr */
+    gboolean boot_aggregate;            /* PCR 0..9 quoted, boot_aggregate
+                                         * checked against them */
+    gboolean ima_violations_allowed;
+} TvdPolicyEvidencePlan;
+
+/*
+ * The plan for @policy (NULL: the defaults of a policy without
+ * membership.evidence) given what the agent offers (its hello's
+ * capabilities): @offers_ima, @offers_agent_list.
+ */
+void tvd_policy_evidence_plan(const TvdPolicy *policy, gboolean offers_ima,
+                              gboolean offers_agent_list,
+                              TvdPolicyEvidencePlan *out);
 
 /* ---- Evaluation of verified evidence -------------------------------------- */
 

@@ -118,6 +118,88 @@ static void test_examples(void)
     }
 }
 
+static void test_evidence(void)
+{
+    g_autofree char *base = base_policy_with(0, NULL);
+    g_autoptr(TvdPolicy) a = parse_ok(base);
+    g_autofree char *spelled = base_policy_with(
+        14, "    \"unlisted\": \"deny\", \"evidence\": { \"ima\": \"optional\", "
+            "\"agent_list\": \"required\", \"pcr_bank\": \"sha256\", "
+            "\"ima_violations\": \"reject\" }");
+    g_autoptr(TvdPolicy) b = parse_ok(spelled);
+    g_autofree char *strict = base_policy_with(
+        14, "    \"unlisted\": \"deny\", \"evidence\": { \"ima\": \"required\", "
+            "\"agent_list\": \"optional\", \"ima_violations\": \"allow\" }");
+    g_autoptr(TvdPolicy) c = parse_ok(strict);
+    g_autofree char *with_boot = g_strdup(strict);
+    g_autoptr(TvdPolicy) e = NULL;
+    g_autoptr(TvdPolicy) f = NULL;
+    const TvdPolicyData *d = tvd_policy_data(a);
+    TvdPolicyEvidencePlan plan;
+
+    /* defaults: the agent's list required, IMA judged when offered */
+    g_assert_cmpint(d->ima, ==, TVD_POLICY_EVIDENCE_OPTIONAL);
+    g_assert_cmpint(d->agent_list, ==, TVD_POLICY_EVIDENCE_REQUIRED);
+    g_assert_cmphex(d->pcr_bank, ==, TVD_POLICY_BANK_SHA256);
+    g_assert_false(d->ima_violations_allowed);
+    g_assert_false(d->boot_aggregate_referenced);
+    /* the defaults spelled out change nothing, not even the digests */
+    g_assert_cmpstr(tvd_policy_get_canonical_digest(a), ==,
+                    tvd_policy_get_canonical_digest(b));
+    g_assert_true(tvd_policy_membership_changed(a, c));
+
+    /* the plan comes from the policy, the agent's offers only add */
+    tvd_policy_evidence_plan(a, FALSE, FALSE, &plan);
+    g_assert_false(plan.ima);
+    g_assert_true(plan.agent_list && plan.agent_list_required);
+    g_assert_cmphex(plan.pcr_select, ==, 1u << 0 | 1u << 13);
+    tvd_policy_evidence_plan(a, TRUE, TRUE, &plan);
+    g_assert_true(plan.ima && !plan.ima_required);
+    g_assert_cmphex(plan.pcr_select, ==, 1u << 0 | 1u << 10 | 1u << 13);
+
+    d = tvd_policy_data(c);
+    g_assert_cmpint(d->ima, ==, TVD_POLICY_EVIDENCE_REQUIRED);
+    g_assert_cmpint(d->agent_list, ==, TVD_POLICY_EVIDENCE_OPTIONAL);
+    g_assert_true(d->ima_violations_allowed);
+    /* a guest that hides IMA is still asked for it */
+    tvd_policy_evidence_plan(c, FALSE, FALSE, &plan);
+    g_assert_true(plan.ima && plan.ima_required);
+    g_assert_false(plan.agent_list);
+    g_assert_true(plan.ima_violations_allowed);
+    g_assert_cmphex(plan.pcr_select, ==, 1u << 0 | 1u << 10);
+
+    /* a boot_aggregate reference: PCR 0..9 are quoted */
+    {
+        g_autofree char *t = base_policy_with(
+            10, "      { \"path\": \"boot_aggregate\", \"sha256\": \"" HC "\" }");
+        char *at = strstr(t, "\"unlisted\": \"deny\"");
+
+        g_assert_nonnull(at);
+        g_free(with_boot);
+        with_boot = g_strdup_printf("%.*s\"unlisted\": \"deny\", \"evidence\": "
+                                    "{ \"ima\": \"required\" }%s",
+                                    (int)(at - t), t,
+                                    at + strlen("\"unlisted\": \"deny\""));
+    }
+    e = parse_ok(with_boot);
+    g_assert_true(tvd_policy_data(e)->boot_aggregate_referenced);
+    tvd_policy_evidence_plan(e, FALSE, TRUE, &plan);
+    g_assert_true(plan.boot_aggregate);
+    g_assert_cmphex(plan.pcr_select, ==, 0x3ffu | 1u << 10 | 1u << 13);
+
+    /* no policy: the defaults */
+    tvd_policy_evidence_plan(NULL, FALSE, FALSE, &plan);
+    g_assert_cmphex(plan.pcr_select, ==, 1u << TVD_POLICY_MEASUREMENT_PCR_DEFAULT);
+    g_assert_cmphex(plan.pcr_bank, ==, TVD_POLICY_BANK_SHA256);
+
+    /* SHA-384 without pinned PCR values */
+    f = parse_ok("{\"tvd_policy\": 1, \"serial\": 1, \"domain\": {\"name\": \"x\", "
+                 "\"id\": 1}, \"membership\": {\"evidence\": {\"pcr_bank\": "
+                 "\"sha384\"}}, \"network\": {\"subnet\": \"10.0.0.0/24\", "
+                 "\"roles\": [\"a\"]}}");
+    g_assert_cmphex(tvd_policy_data(f)->pcr_bank, ==, TVD_POLICY_BANK_SHA384);
+}
+
 /* Same content laid out differently: same canonical digest, other bytes. */
 static void test_canonical(void)
 {
@@ -279,6 +361,23 @@ typedef struct {
 } BadCase;
 
 static const BadCase bad_cases[] = {
+    /* membership.evidence */
+    { 14, "    \"unlisted\": \"deny\", \"evidence\": { \"ima\": \"maybe\" }",
+      TVD_POLICY_ERROR_VALUE, "membership.evidence.ima", 0, "\"ima\"" },
+    { 14, "    \"unlisted\": \"deny\", \"evidence\": { \"imaa\": \"required\" }",
+      TVD_POLICY_ERROR_UNKNOWN_FIELD, "membership.evidence.imaa", 0, "\"imaa\"" },
+    { 14, "    \"unlisted\": \"deny\", \"evidence\": { \"pcr_bank\": \"sha1\" }",
+      TVD_POLICY_ERROR_VALUE, "membership.evidence.pcr_bank", 0, "\"pcr_bank\"" },
+    /* PCR 0 is pinned with a SHA-256 value */
+    { 14, "    \"unlisted\": \"deny\", \"evidence\": { \"pcr_bank\": \"sha384\" }",
+      TVD_POLICY_ERROR_VALUE, "membership.evidence.pcr_bank", 0, "\"pcr_bank\"" },
+    { 14, "    \"unlisted\": \"deny\", \"evidence\": { \"ima_violations\": 1 }",
+      TVD_POLICY_ERROR_TYPE, "membership.evidence.ima_violations", 0,
+      "\"ima_violations\"" },
+    /* boot_aggregate is enforced from the IMA log: IMA must be required */
+    { 10, "      { \"path\": \"boot_aggregate\", \"sha256\": \"" HC "\" }",
+      TVD_POLICY_ERROR_VALUE, "membership.reference_digests", 8,
+      "\"reference_digests\"" },
     /* values out of range or malformed */
     { 18, "    \"subnet\": \"10.1.0.1/24\",", TVD_POLICY_ERROR_VALUE,
       "network.subnet", 0, "\"subnet\"" },
@@ -592,6 +691,7 @@ int main(int argc, char **argv)
     g_test_add_func("/policy/parse/defaults", test_defaults);
     g_test_add_func("/policy/parse/examples", test_examples);
     g_test_add_func("/policy/parse/canonical", test_canonical);
+    g_test_add_func("/policy/parse/evidence", test_evidence);
     g_test_add_func("/policy/parse/diff", test_diff);
     g_test_add_func("/policy/parse/update", test_update);
     g_test_add_func("/policy/parse/refcount", test_refcount);
