@@ -56,6 +56,7 @@ static const struct {
     [TVD_CAUSE_MESSAGE_MALFORMED] = { "message-malformed", TVD_REASON_EVIDENCE },
     [TVD_CAUSE_AGENT_ERROR] = { "agent-error", TVD_REASON_EVIDENCE },
     [TVD_CAUSE_RATE_LIMITED] = { "rate-limited", TVD_REASON_EVIDENCE },
+    [TVD_CAUSE_TPM_RESET] = { "tpm-reset", TVD_REASON_EVIDENCE },
 
     [TVD_CAUSE_POLICY_AGENT_VERSION] = { "agent-version", TVD_REASON_POLICY },
     [TVD_CAUSE_POLICY_PCR_MISSING] = { "pcr-missing", TVD_REASON_POLICY },

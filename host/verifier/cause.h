@@ -71,6 +71,8 @@ typedef enum {
     TVD_CAUSE_MESSAGE_MALFORMED,    /* "message-malformed" */
     TVD_CAUSE_AGENT_ERROR,          /* "agent-error" */
     TVD_CAUSE_RATE_LIMITED,         /* "rate-limited" */
+    TVD_CAUSE_TPM_RESET,            /* "tpm-reset": the TPM was reset or its
+                                     * state rolled back within a binding */
 
     /* the evidence violates the policy (class POLICY): TvdPolicyViolation */
     TVD_CAUSE_POLICY_AGENT_VERSION, /* "agent-version" */

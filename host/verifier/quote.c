@@ -386,3 +386,39 @@ tvd_quote_verify(TvdAkKey *ak, const guint8 *attest, gsize attest_len,
     }
     return TRUE;
 }
+
+TvdTpmContinuity
+tvd_quote_info_continuity(const TvdQuoteInfo *prev, const TvdQuoteInfo *cur)
+{
+    if (!prev) {
+        return TVD_TPM_FIRST_QUOTE;
+    }
+    if (cur->reset_count != prev->reset_count) {
+        return TVD_TPM_RESET;
+    }
+    /* Clock only moves forward within one resetCount (it is saved on an
+     * orderly shutdown and a disorderly one increments resetCount). */
+    if (cur->restart_count < prev->restart_count || cur->clock < prev->clock) {
+        return TVD_TPM_ROLLED_BACK;
+    }
+    return cur->restart_count == prev->restart_count ? TVD_TPM_SAME_BOOT
+                                                     : TVD_TPM_RESUMED;
+}
+
+const char *
+tvd_tpm_continuity_name(TvdTpmContinuity c)
+{
+    switch (c) {
+    case TVD_TPM_FIRST_QUOTE:
+        return "first-quote";
+    case TVD_TPM_SAME_BOOT:
+        return "same-boot";
+    case TVD_TPM_RESUMED:
+        return "resumed";
+    case TVD_TPM_RESET:
+        return "reset";
+    case TVD_TPM_ROLLED_BACK:
+        return "rolled-back";
+    }
+    return "unknown";
+}

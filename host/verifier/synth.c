@@ -120,6 +120,17 @@ tvd_synth_attest(TPM2_ST type, const guint8 *nonce, gsize nonce_len,
                  TPM2_ALG_ID bank, guint32 select, const guint8 *pcr_values,
                  gsize pcr_values_len)
 {
+    return tvd_synth_attest_clock(type, nonce, nonce_len, bank, select,
+                                  pcr_values, pcr_values_len, 123456, 1, 2);
+}
+
+GBytes *
+tvd_synth_attest_clock(TPM2_ST type, const guint8 *nonce, gsize nonce_len,
+                       TPM2_ALG_ID bank, guint32 select,
+                       const guint8 *pcr_values, gsize pcr_values_len,
+                       guint64 clock, guint32 reset_count,
+                       guint32 restart_count)
+{
     TPMS_ATTEST at;
     guint8 buf[2048];
     size_t off = 0;
@@ -133,9 +144,9 @@ tvd_synth_attest(TPM2_ST type, const guint8 *nonce, gsize nonce_len,
     g_assert(nonce_len <= sizeof(at.extraData.buffer));
     at.extraData.size = (UINT16)nonce_len;
     memcpy(at.extraData.buffer, nonce, nonce_len);
-    at.clockInfo.clock = 123456;
-    at.clockInfo.resetCount = 1;
-    at.clockInfo.restartCount = 2;
+    at.clockInfo.clock = clock;
+    at.clockInfo.resetCount = reset_count;
+    at.clockInfo.restartCount = restart_count;
     at.clockInfo.safe = 1;
     at.firmwareVersion = 0x2019102300163636ULL;
     if (type == TPM2_ST_ATTEST_QUOTE) {

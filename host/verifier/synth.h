@@ -35,6 +35,12 @@ GBytes *tvd_synth_public(EVP_PKEY *pkey, TPMA_OBJECT attrs,
 GBytes *tvd_synth_attest(TPM2_ST type, const guint8 *nonce, gsize nonce_len,
                          TPM2_ALG_ID bank, guint32 select,
                          const guint8 *pcr_values, gsize pcr_values_len);
+/* The same with the clock info given (tvd_synth_attest: 123456, 1, 2). */
+GBytes *tvd_synth_attest_clock(TPM2_ST type, const guint8 *nonce,
+                               gsize nonce_len, TPM2_ALG_ID bank,
+                               guint32 select, const guint8 *pcr_values,
+                               gsize pcr_values_len, guint64 clock,
+                               guint32 reset_count, guint32 restart_count);
 /* A marshalled TPMT_SIGNATURE by @k over @attest (SHA-256). */
 GBytes *tvd_synth_sign(const TvdSynthKey *k, GBytes *attest);
 

@@ -182,6 +182,26 @@ gboolean tvd_quote_verify(TvdAkKey *ak, const guint8 *attest, gsize attest_len,
                           const TvdQuoteExpect *expect, TvdQuoteInfo *info,
                           GError **error);
 
+/* Whether the TPM kept its PCRs between two verified quotes of one
+ * binding (TPMS_CLOCK_INFO, TPM 2.0 Part 1 §36). */
+typedef enum {
+    TVD_TPM_FIRST_QUOTE = 0,        /* no earlier quote to compare with */
+    TVD_TPM_SAME_BOOT,              /* same resetCount and restartCount */
+    TVD_TPM_RESUMED,                /* restartCount grew, resetCount same:
+                                     * TPM Resume, PCRs restored */
+    TVD_TPM_RESET,                  /* resetCount differs: the TPM was reset
+                                     * (a reboot), its PCRs restarted */
+    TVD_TPM_ROLLED_BACK,            /* same resetCount but restartCount or
+                                     * clock went back: an older TPM state */
+} TvdTpmContinuity;
+
+/* Compares the quote info of the earlier round @prev (NULL: none) with
+ * @cur. Only RESET and ROLLED_BACK break a binding's log replay. */
+TvdTpmContinuity tvd_quote_info_continuity(const TvdQuoteInfo *prev,
+                                           const TvdQuoteInfo *cur);
+/* "first-quote", "same-boot", "resumed", "reset", "rolled-back". */
+const char *tvd_tpm_continuity_name(TvdTpmContinuity c);
+
 /* The checks of tvd_quote_verify() after the signature: parse, magic, type,
  * nonce, selection, PCR digest (with @sig_hash, the signature's hash).
  * Only meaningful on attest bytes whose signature has been verified; public
