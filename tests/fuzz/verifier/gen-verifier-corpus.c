@@ -81,6 +81,22 @@ main(int argc, char **argv)
         seed(argv[1], "fuzz-verifier-ima-log", "log", 0, TRUE, b);
         seed(argv[1], "fuzz-verifier-ima-log", "log-partial", 1, TRUE, b);
     }
+    /* The round: three flag bytes, then the log (flags 0: honest; 0x20: a
+     * second round; 0x10: the rest in a LOG_CHUNK). */
+    for (int k = 0; k < 3; k++) {
+        static const guint8 flags[3] = { 0x00, 0x20, 0x10 };
+        g_autoptr(GByteArray) in = g_byte_array_new();
+        g_autoptr(GBytes) b = NULL;
+        guint8 head[3] = { flags[k], 0, 0 };
+
+        g_byte_array_append(in, head, sizeof(head));
+        g_byte_array_append(in, log->data, log->len);
+        b = g_bytes_new(in->data, in->len);
+        seed(argv[1], "fuzz-verifier-round", k == 0 ? "honest"
+                                             : k == 1 ? "two-rounds"
+                                                      : "log-chunk",
+             0, FALSE, b);
+    }
     /* Per-bank logs (SHA-256; SHA-384 with padded SHA-1 digests) and the
      * templates with d-ngv2 and extra fields, for prefix bits 2-3. */
     for (int k = 0; k < 2; k++) {
