@@ -98,6 +98,13 @@ static void print_summary(const TvdPolicy *p, const char *signer, gboolean json)
     g_print("  attestation every %u ms, deadline %u ms, on failure %s, agent PCR %u\n",
             d->interval_ms, d->deadline_ms, tvd_policy_on_failure_name(d->on_failure),
             d->measurement_pcr);
+    g_print("  evidence: IMA %s, agent list %s, bank %s, IMA violations %s%s\n",
+            d->ima == TVD_POLICY_EVIDENCE_REQUIRED ? "required" : "optional",
+            d->agent_list == TVD_POLICY_EVIDENCE_REQUIRED ? "required" : "optional",
+            d->pcr_bank == TVD_POLICY_BANK_SHA384 ? "sha384" :
+            d->pcr_bank == TVD_POLICY_BANK_SHA512 ? "sha512" : "sha256",
+            d->ima_violations_allowed ? "allowed" : "rejected",
+            d->boot_aggregate_referenced ? ", boot_aggregate checked" : "");
     if (signer) {
         g_print("  signed by %s\n", signer);
     }
