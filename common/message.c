@@ -12,6 +12,7 @@
 #define G_LOG_DOMAIN "tvd-message"
 
 #include "message.h"
+#include "evidence.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -147,42 +148,41 @@ static gboolean check_text(const char *msg, const char *field, const char *s,
 static gsize record_length(const char *msg, guint index, const guint8 *p,
                            gsize size, gsize off, GError **error)
 {
-    guint32 name_len, data_len;
-    gsize avail, len;
+    gsize avail = p && size > off ? size - off : 0;
+    TvdImaRecordView v;
+    TvdImaRecordStatus st = tvd_ima_record_frame(
+        avail ? p + off : (const guint8 *)"", avail, TVD_IMA_RECORD_SHA1_LEN,
+        TVD_MSG_LOG_NAME_MAX, TVD_MSG_LOG_ENTRY_MAX, &v);
+    gsize len;
 
-    if (size < off || size - off < TVD_MSG_LOG_RECORD_MIN - 4) {
+    if (st == TVD_IMA_RECORD_TRUNCATED &&
+        avail < TVD_MSG_LOG_RECORD_MIN - 4) {
         g_set_error(error, TVD_MSG_ERROR, TVD_MSG_ERROR_FIELD_SIZE,
                     "%s.entries[%u]: %" G_GSIZE_FORMAT " bytes, shorter than "
-                    "a record header", msg, index,
-                    size < off ? 0 : size - off);
+                    "a record header", msg, index, avail);
         return 0;
     }
-    avail = size - off;
-    name_len = (guint32)p[off + 24] | (guint32)p[off + 25] << 8 |
-               (guint32)p[off + 26] << 16 | (guint32)p[off + 27] << 24;
-    if (name_len > TVD_MSG_LOG_NAME_MAX) {
+    if (st == TVD_IMA_RECORD_NAME_TOO_LONG) {
         g_set_error(error, TVD_MSG_ERROR, TVD_MSG_ERROR_FIELD_SIZE,
                     "%s.entries[%u]: template name of %u bytes, at most %u",
-                    msg, index, name_len, TVD_MSG_LOG_NAME_MAX);
+                    msg, index, v.name_len, TVD_MSG_LOG_NAME_MAX);
         return 0;
     }
-    if (avail - 28 < (gsize)name_len + 4) {
+    if (st == TVD_IMA_RECORD_TRUNCATED &&
+        avail - (TVD_MSG_LOG_RECORD_MIN - 4) < (gsize)v.name_len + 4) {
         g_set_error(error, TVD_MSG_ERROR, TVD_MSG_ERROR_FIELD_SIZE,
                     "%s.entries[%u]: record truncated in its template name",
                     msg, index);
         return 0;
     }
-    off += 28 + name_len;
-    data_len = (guint32)p[off] | (guint32)p[off + 1] << 8 |
-               (guint32)p[off + 2] << 16 | (guint32)p[off + 3] << 24;
-    if (data_len > TVD_MSG_LOG_ENTRY_MAX) {
+    if (st == TVD_IMA_RECORD_DATA_TOO_LONG) {
         g_set_error(error, TVD_MSG_ERROR, TVD_MSG_ERROR_FIELD_SIZE,
                     "%s.entries[%u]: template data of %u bytes, above the "
-                    "entry cap of %u", msg, index, data_len,
+                    "entry cap of %u", msg, index, v.data_len,
                     TVD_MSG_LOG_ENTRY_MAX);
         return 0;
     }
-    len = TVD_MSG_LOG_RECORD_MIN + name_len + data_len;
+    len = TVD_MSG_LOG_RECORD_MIN + v.name_len + v.data_len;
     if (len > TVD_MSG_LOG_ENTRY_MAX) {
         g_set_error(error, TVD_MSG_ERROR, TVD_MSG_ERROR_FIELD_SIZE,
                     "%s.entries[%u]: record of %" G_GSIZE_FORMAT
@@ -190,7 +190,7 @@ static gsize record_length(const char *msg, guint index, const guint8 *p,
                     TVD_MSG_LOG_ENTRY_MAX);
         return 0;
     }
-    if (avail < len) {
+    if (st == TVD_IMA_RECORD_TRUNCATED) {
         g_set_error(error, TVD_MSG_ERROR, TVD_MSG_ERROR_FIELD_SIZE,
                     "%s.entries[%u]: record of %" G_GSIZE_FORMAT
                     " bytes truncated to %" G_GSIZE_FORMAT, msg, index, len,
