@@ -24,6 +24,9 @@ it_init 120
 it_plan $PLAN
 
 PROBE=$TVD_TOP/scripts/accel-probe
+# The probe's cache is the test's own; QEMU and the image come from the
+# project's cache.
+PROJECT_CACHE=$TVD_CACHE_DIR
 export TVD_CACHE_DIR=$IT_WORK/cache
 unset TVD_ACCEL TVD_ACCEL_TIMEOUT TVD_KVM_DEVICE TVD_QEMU_FW
 
@@ -171,16 +174,18 @@ expect "TVD_ACCEL wins over a cached answer" tcg "forced by TVD_ACCEL=tcg" 5
 
 # ---- the real QEMU -----------------------------------------------------------------
 
-if ! q=$("$TVD_TOP/scripts/build-qemu" --print-binary 2>/dev/null) || [ ! -x "$q" ]; then
+if ! q=$(TVD_CACHE_DIR=$PROJECT_CACHE "$TVD_TOP/scripts/build-qemu" --print-binary 2>/dev/null) ||
+    [ ! -x "$q" ]; then
     it_skip_rest $PLAN "QEMU is not built (scripts/build-qemu)"
     exit 0
 fi
-if ! img=$(it_guest_image); then
+if ! img=$(TVD_CACHE_DIR=$PROJECT_CACHE it_guest_image); then
     it_skip_rest $PLAN "no guest image: $(tail -n 3 "$IT_WORK/build-guest-image.log")"
     exit 0
 fi
 t0=$(it_now)
-OUT=$(TVD_KVM_DEVICE=$DEV "$PROBE" --qemu "$q" --image "$img" 2>"$IT_WORK/err")
+fw=$(TVD_CACHE_DIR=$PROJECT_CACHE "$TVD_TOP/scripts/build-qemu" --print-firmware-dir)
+OUT=$(TVD_KVM_DEVICE=$DEV "$PROBE" --qemu "$q" --firmware "$fw" --image "$img" 2>"$IT_WORK/err")
 RC=$?
 ERR=$(cat "$IT_WORK/err")
 if [ -e /dev/kvm ]; then
@@ -196,5 +201,5 @@ else
     it_not_ok "the real QEMU, a fake device and no KVM in the kernel: tcg" "exit $RC, stdout '$OUT'" "$ERR"
 fi
 it_diag "$ERR ($(it_elapsed "$t0") s)"
-OUT=$("$PROBE" --qemu "$q" --image "$img" 2>"$IT_WORK/err")
+OUT=$("$PROBE" --qemu "$q" --firmware "$fw" --image "$img" 2>"$IT_WORK/err")
 it_diag "this machine: $(cat "$IT_WORK/err")"
