@@ -20,6 +20,7 @@ TvdSupervisorConfig *tvd_config_new_default(const char *state_dir)
     cfg->qemu_binary = g_strdup("qemu-system-x86_64");
     cfg->accel = g_strdup("kvm:tcg");
     cfg->default_memory_mib = 256;
+    cfg->hello_timeout_s = 60;
     cfg->swtpm = g_strdup("swtpm");
     cfg->swtpm_setup = g_strdup("swtpm_setup");
     cfg->swtpm_localca = g_strdup("swtpm_localca");
@@ -108,7 +109,7 @@ static const char *const known_keys[][2] = {
     { "supervisor", "state_dir" }, { "supervisor", "run_dir" },
     { "supervisor", "api_socket" }, { "supervisor", "adopt_socket" },
     { "qemu", "binary" }, { "qemu", "firmware_dir" }, { "qemu", "accel" },
-    { "qemu", "default_memory_mib" },
+    { "qemu", "default_memory_mib" }, { "qemu", "hello_timeout_s" },
     { "vtpm", "swtpm" }, { "vtpm", "swtpm_setup" }, { "vtpm", "swtpm_localca" },
     { "policy", "trusted_keys_dir" }, { "network", "nic" },
     { "api", "tcp" }, { "api", "tls_cert" }, { "api", "tls_key" },
@@ -175,6 +176,8 @@ static TvdSupervisorConfig *config_from_keyfile(GKeyFile *kf, GError **error)
         !take_string(kf, "qemu", "accel", &cfg->accel, error) ||
         !take_uint(kf, "qemu", "default_memory_mib", 64, 1024 * 1024,
                    &cfg->default_memory_mib, error) ||
+        !take_uint(kf, "qemu", "hello_timeout_s", 1, 3600,
+                   &cfg->hello_timeout_s, error) ||
         !take_string(kf, "vtpm", "swtpm", &cfg->swtpm, error) ||
         !take_string(kf, "vtpm", "swtpm_setup", &cfg->swtpm_setup, error) ||
         !take_string(kf, "vtpm", "swtpm_localca", &cfg->swtpm_localca, error) ||

@@ -30,6 +30,7 @@ typedef struct {
     char *firmware_dir;     /* -L, may be NULL */
     char *accel;            /* "kvm", "tcg" or "kvm:tcg" */
     guint default_memory_mib;
+    guint hello_timeout_s;  /* a launched VM's device must say hello by then */
     /* [vtpm] */
     char *swtpm;
     char *swtpm_setup;

@@ -1,7 +1,7 @@
 /*
- * Launching a VM: its vTPM (provisioned, then started) and its QEMU, and
- * following that QEMU until it exits, whether our child or (after a
- * supervisor restart) not.
+ * Launching a VM: its vTPM (provisioned, then started) and its QEMU,
+ * waiting for its device's hello, and following that QEMU until it exits,
+ * whether our child or (after a supervisor restart) not.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -18,6 +18,56 @@
 #include "launcher.h"
 #include "vtpm.h"
 
+/*
+ * The device connects when QEMU has set up its machine, before the guest
+ * runs: a VM still silent after hello_timeout_s has a QEMU stuck before
+ * that (or a device that cannot reach us). It stays PENDING, its link
+ * down, with a reason that says so and the accelerator it was given.
+ */
+static gboolean on_hello_timeout(gpointer data)
+{
+    TvdVm *vm = data;
+    const TvdSupervisorConfig *cfg = vm->sup->cfg;
+    TvdVerdict v;
+
+    vm->hello_timer = 0;
+    if (vm->have_hello || !vm->running) {
+        return G_SOURCE_REMOVE;
+    }
+    tvd_metrics_launch_failure(vm->sup, TVD_CAUSE_NO_DEVICE_HELLO);
+    tvd_verdict_set(&v, TVD_STATE_PENDING, TVD_CAUSE_NO_DEVICE_HELLO,
+                    "no device hello in %u s after launch (accel %s)",
+                    cfg->hello_timeout_s, cfg->accel);
+    g_warning("%s: %s: %s; see %s/qemu.log", vm->name,
+              tvd_cause_name(v.cause), v.detail, vm->dir);
+    /* An operator's decision in the meantime stands. */
+    if (vm->state == TVD_STATE_PENDING) {
+        tvd_vm_transition(vm, &v, "supervisor");
+    }
+    return G_SOURCE_REMOVE;
+}
+
+void tvd_vm_hello_timer_cancel(TvdVm *vm)
+{
+    g_clear_handle_id(&vm->hello_timer, g_source_remove);
+}
+
+gboolean tvd_vm_hello_arrived(TvdVm *vm)
+{
+    TvdVerdict v;
+
+    tvd_vm_hello_timer_cancel(vm);
+    if (vm->state != TVD_STATE_PENDING ||
+        vm->cause != TVD_CAUSE_NO_DEVICE_HELLO) {
+        return FALSE;
+    }
+    tvd_verdict_set(&v, TVD_STATE_PENDING, TVD_CAUSE_AWAITING,
+                    "starting (the device hello came after the launch "
+                    "timeout)");
+    tvd_vm_transition(vm, &v, "device");
+    return TRUE;
+}
+
 static void vm_exited(GObject *src, GAsyncResult *res, gpointer data)
 {
     TvdVm *vm = data;
@@ -33,6 +83,7 @@ static void vm_exited(GObject *src, GAsyncResult *res, gpointer data)
                                               : g_subprocess_get_exit_status(p));
     vm->running = FALSE;
     vm->qemu_pid = 0;
+    tvd_vm_hello_timer_cancel(vm);
     g_clear_object(&vm->qemu);
     if (vm->swtpm) {
         /* A vTPM outlives its VM only by mistake. */
@@ -138,6 +189,11 @@ TvdVm *tvd_supervisor_vm_start(TvdSupervisor *sup, const TvdVmSpec *spec,
     vm->qemu_pid = atoi(g_subprocess_get_identifier(vm->qemu));
     vm->running = TRUE;
     g_subprocess_wait_async(vm->qemu, NULL, vm_exited, vm);
+    tvd_vm_hello_timer_cancel(vm);
+    if (!vm->have_hello) {
+        vm->hello_timer = g_timeout_add_seconds(sup->cfg->hello_timeout_s,
+                                                on_hello_timeout, vm);
+    }
     g_message("%s: started in domain %s (qemu pid %d)", vm->name, vm->domain,
               (int)vm->qemu_pid);
     tvd_vm_save(vm);
@@ -174,6 +230,7 @@ static gboolean on_pid_exit(gint fd, GIOCondition cond, gpointer data)
     vm->pid_watch = 0;
     vm->running = FALSE;
     vm->qemu_pid = 0;
+    tvd_vm_hello_timer_cancel(vm);
     tvd_vm_detach_conn(vm);
     tvd_vm_save(vm);
     close(fd);

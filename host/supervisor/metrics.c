@@ -1,6 +1,7 @@
 /*
  * The supervisor's metrics: VMs by state, verdicts, failures by reason,
- * verdict latency; written in the Prometheus text exposition.
+ * verdict latency, launches that failed; written in the Prometheus text
+ * exposition.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -27,6 +28,13 @@ void tvd_metrics_verdict(TvdVm *vm, const TvdVerdict *v)
     }
     if (v->state != TVD_STATE_ADMITTED && (guint)v->cause < TVD_CAUSE_COUNT_) {
         vm->sup->failures[v->cause]++;
+    }
+}
+
+void tvd_metrics_launch_failure(TvdSupervisor *sup, TvdCause cause)
+{
+    if (cause == TVD_CAUSE_NO_DEVICE_HELLO) {
+        sup->no_device_hello++;
     }
 }
 
@@ -73,6 +81,16 @@ void tvd_supervisor_metrics(TvdSupervisor *sup, GString *out)
             tvd_prom_sample(out, "tvd_attestation_failures_total", labels,
                             sup->failures[c]);
         }
+    }
+    tvd_prom_family(out, "tvd_vm_launch_failures_total", "counter",
+                    "launched VMs that failed before any verdict, by reason");
+    {
+        const char *labels[] = {
+            "reason", tvd_cause_name(TVD_CAUSE_NO_DEVICE_HELLO), NULL
+        };
+
+        tvd_prom_sample(out, "tvd_vm_launch_failures_total", labels,
+                        sup->no_device_hello);
     }
     tvd_prom_family(out, "tvd_verdict_seconds", "histogram",
                     "time from attestation request (or agent hello) to "

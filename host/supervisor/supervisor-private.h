@@ -23,6 +23,7 @@
 #include "admission.h"
 #include "api.h"
 #include "audit.h"
+#include "cause.h"
 #include "domains.h"
 #include "store.h"
 
@@ -63,6 +64,7 @@ struct TvdVm {
     guint pid_watch;            /* QEMU of an earlier supervisor run */
     gboolean running;
     GBytes *ek_cert;
+    guint hello_timer;          /* launched, its device has not said hello */
 
     TvdAdmission *adm;
 
@@ -88,6 +90,7 @@ struct TvdSupervisor {
     /* metrics */
     guint64 verdicts;
     guint64 failures[TVD_CAUSE_COUNT_]; /* rejections by cause */
+    guint64 no_device_hello;    /* launches whose device never said hello */
     TvdPromHistogram latency;   /* request to verdict, seconds */
 };
 
@@ -127,6 +130,13 @@ extern const TvdAdmissionHost tvd_vm_admission_host;
 /* launch.c */
 /* Follows a QEMU that is not our child (started before a restart). */
 gboolean tvd_vm_watch_pid(TvdVm *vm);
+/*
+ * The device of @vm said hello: no launch timeout any more. TRUE when that
+ * took back a "no-device-hello" reason (the state was pushed then).
+ */
+gboolean tvd_vm_hello_arrived(TvdVm *vm);
+/* No hello is awaited any more (QEMU exited, the VM goes). */
+void tvd_vm_hello_timer_cancel(TvdVm *vm);
 
 /* adoption.c */
 gboolean tvd_adoption_start(TvdSupervisor *sup, GError **error);
@@ -146,6 +156,8 @@ void tvd_vm_detach_conn(TvdVm *vm);
 /* metrics.c */
 void tvd_metrics_init(TvdSupervisor *sup);
 void tvd_metrics_verdict(TvdVm *vm, const TvdVerdict *verdict);
+/* A launch that failed before any verdict (TVD_CAUSE_NO_DEVICE_HELLO). */
+void tvd_metrics_launch_failure(TvdSupervisor *sup, TvdCause cause);
 
 G_END_DECLS
 

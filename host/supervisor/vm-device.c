@@ -42,9 +42,12 @@ static void on_hello(TvdDeviceConn *conn, const struct tvd_device_hello *h,
     /*
      * A reconnecting device gets the state we hold, whatever it remembers:
      * the supervisor is the authority (and in fail-mode closed the link
-     * stays down until this push).
+     * stays down until this push). A late first hello takes back the
+     * launch timeout's reason, which pushes the state itself.
      */
-    tvd_vm_push_state(vm);
+    if (!tvd_vm_hello_arrived(vm)) {
+        tvd_vm_push_state(vm);
+    }
 }
 
 static void on_event(TvdDeviceConn *conn, const struct tvd_device_event *ev,

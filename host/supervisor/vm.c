@@ -31,6 +31,7 @@ void tvd_vm_free(TvdVm *vm)
 {
     tvd_admission_free(vm->adm);
     g_clear_handle_id(&vm->deadline_id, g_source_remove);
+    tvd_vm_hello_timer_cancel(vm);
     if (vm->pid_watch) {
         g_source_remove(vm->pid_watch);
     }
