@@ -33,6 +33,7 @@
 #include <openssl/rand.h>
 
 #include "verifier.h"
+#include "round.h"
 #include "synth.h"
 
 #define ERR(e, code) g_assert_error(e, TVD_VERIFY_ERROR, TVD_VERIFY_ERROR_##code)
@@ -772,6 +773,151 @@ test_ima_replay(Tpm *t, gconstpointer data)
     }
 }
 
+/* ---- The round verifier on a real TPM's evidence ------------------------- */
+
+/* A record logged by the guest and extended into the SHA-256 bank. */
+static GBytes *
+guest_measure(Tpm *t, guint pcr, const char *path, guint8 fill)
+{
+    guint8 digest[32], h[32];
+    GBytes *r;
+    g_autoptr(TvdImaEntry) e = NULL;
+    gsize dlen;
+    const guint8 *dd;
+
+    memset(digest, fill, sizeof(digest));
+    r = tvd_synth_ima_record(pcr, path, digest, FALSE);
+    e = tvd_ima_entry_parse(g_bytes_get_data(r, NULL), g_bytes_get_size(r),
+                            NULL, NULL);
+    g_assert_nonnull(e);
+    dd = g_bytes_get_data(e->template_data, &dlen);
+    EVP_Digest(dd, dlen, h, NULL, EVP_sha256(), NULL);
+    extend(t, pcr, "sha256", h, 32);
+    return r;
+}
+
+/* The agent's answer to @req from tpm2_quote and tpm2_pcrread output. */
+static void
+guest_answer(Tpm *t, const TvdRoundRequest *req, GPtrArray *ima,
+             GPtrArray *list, TvdMsgEvidence *ev)
+{
+    g_autoptr(GBytes) pcrs = NULL;
+    const guint8 *v;
+    guint n = 0;
+
+    memset(ev, 0, sizeof(*ev));
+    g_assert_cmphex(req->plan.pcr_select, ==, 1u << 10 | 1u << 13);
+    g_assert_true(quote(t, "sha256:10,13", req->nonce));
+    ev->attest = slurp(t, "quote.msg");
+    ev->signature = slurp(t, "quote.sig");
+    pcrs = slurp(t, "pcrs.bin");
+    g_assert_cmpuint(g_bytes_get_size(pcrs), ==, 64);
+    v = g_bytes_get_data(pcrs, NULL);
+    ev->pcr_bank = TPM2_ALG_SHA256;
+    for (guint i = 0; i < 24; i++) {
+        if (req->plan.pcr_select & (1u << i)) {
+            ev->pcrs[ev->n_pcrs].index = (guint8)i;
+            ev->pcrs[ev->n_pcrs].digest = g_bytes_new(v + 32 * n++, 32);
+            ev->n_pcrs++;
+        }
+    }
+    for (guint k = 0; k < 2; k++) {
+        GPtrArray *log = k ? list : ima;
+        guint64 off = k ? req->agent_offset : req->ima_offset;
+
+        ev->logs[k].kind = k ? TVD_LOG_AGENT_LIST : TVD_LOG_IMA_NG;
+        ev->logs[k].offset = off;
+        ev->logs[k].entries = g_ptr_array_new_with_free_func(
+            (GDestroyNotify)g_bytes_unref);
+        for (guint i = (guint)off; i < log->len; i++) {
+            g_ptr_array_add(ev->logs[k].entries, g_bytes_ref(log->pdata[i]));
+        }
+    }
+    ev->n_logs = 2;
+}
+
+/* Rounds of one binding on swtpm quotes: attested, PCR values given to
+ * the wrong indices (the concatenation the TPM quoted, in message order)
+ * refused, attested again on the same TPM boot. */
+static void
+test_round(Tpm *t, gconstpointer data)
+{
+    static const char text[] =
+        "{\"tvd_policy\": 1, \"serial\": 1, \"domain\": {\"name\": \"s\", "
+        "\"id\": 1}, \"membership\": {\"unlisted\": \"allow\", \"evidence\": "
+        "{\"ima\": \"required\"}}, \"network\": {\"subnet\": \"10.0.0.0/24\","
+        " \"roles\": [\"a\"]}}";
+    g_autoptr(TvdTpmPublic) ek = NULL, ak_pub = NULL;
+    g_autoptr(TvdAkKey) ak = NULL;
+    g_autoptr(TvdPolicy) policy = NULL;
+    g_autoptr(TvdRoundState) state = tvd_round_state_new();
+    g_autoptr(TvdNonceStore) nonces = tvd_nonce_store_new(16,
+                                                          60 * G_USEC_PER_SEC);
+    g_autoptr(GPtrArray) ima = g_ptr_array_new_with_free_func(
+        (GDestroyNotify)g_bytes_unref);
+    g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func(
+        (GDestroyNotify)g_bytes_unref);
+    g_autoptr(GError) error = NULL;
+    TvdRoundRequest req;
+    TvdMsgEvidence ev;
+    TvdRoundResult res;
+    TvdRoundInput in = { 0 };
+    TvdQuoteInfo first;
+
+    (void)data;
+    if (!t->up) {
+        return;
+    }
+    make_keys(t, "ecc", &ek, &ak_pub);
+    ak = tvd_ak_key_new(ak_pub, &error);
+    g_assert_no_error(error);
+    policy = tvd_policy_parse(text, strlen(text), NULL, NULL, &error);
+    g_assert_no_error(error);
+    g_ptr_array_add(ima, guest_measure(t, 10, "/init", 1));
+    g_ptr_array_add(ima, guest_measure(t, 10, "/bin/busybox", 2));
+    g_ptr_array_add(list, guest_measure(t, 13, "/usr/bin/tvd-agent", 3));
+    in.policy = policy;
+    in.ak = ak;
+    in.agent_pcr = 13;
+    in.agent_version = 0x010000;
+    in.nonces = nonces;
+    in.owner = "vm";
+    in.evidence = &ev;
+
+    g_assert_true(tvd_round_request_new(&req, state, policy,
+                                        (1u << 0) | (1u << 1), nonces, "vm",
+                                        &error));
+    guest_answer(t, &req, ima, list, &ev);
+    g_assert_true(tvd_round_verify(state, &req, &in, &res));
+    tvd_msg_evidence_clear(&ev);
+    g_assert_cmpint(res.verdict.cause, ==, TVD_CAUSE_ATTESTED);
+    g_assert_cmpint(res.continuity, ==, TVD_TPM_FIRST_QUOTE);
+    first = res.quote;
+
+    g_ptr_array_add(ima, guest_measure(t, 10, "/sbin/init", 4));
+    g_assert_true(tvd_round_request_new(&req, state, policy,
+                                        (1u << 0) | (1u << 1), nonces, "vm",
+                                        &error));
+    g_assert_cmpuint(req.ima_offset, ==, 2);
+    guest_answer(t, &req, ima, list, &ev);
+    ev.pcrs[0].index = 13;
+    ev.pcrs[1].index = 10;
+    g_assert_false(tvd_round_verify(state, &req, &in, &res));
+    g_assert_cmpint(res.verdict.cause, ==, TVD_CAUSE_PCR_DIGEST_MISMATCH);
+    tvd_msg_evidence_clear(&ev);
+
+    g_assert_true(tvd_round_request_new(&req, state, policy,
+                                        (1u << 0) | (1u << 1), nonces, "vm",
+                                        &error));
+    guest_answer(t, &req, ima, list, &ev);
+    g_assert_true(tvd_round_verify(state, &req, &in, &res));
+    tvd_msg_evidence_clear(&ev);
+    g_assert_cmpint(res.continuity, ==, TVD_TPM_SAME_BOOT);
+    g_assert_cmpuint(res.quote.reset_count, ==, first.reset_count);
+    g_assert_cmpuint(res.quote.clock, >=, first.clock);
+    g_assert_cmpuint(res.entries_accepted[TVD_LOG_IMA_NG], ==, 1);
+}
+
 static GBytes *
 nv_cert(Tpm *t, const char *index, const char *file)
 {
@@ -874,6 +1020,8 @@ main(int argc, char **argv)
                test_quote_ecc, tpm_teardown);
     g_test_add("/verifier/swtpm/ima-replay", Tpm, NULL, tpm_setup,
                test_ima_replay, tpm_teardown);
+    g_test_add("/verifier/swtpm/round", Tpm, NULL, tpm_setup, test_round,
+               tpm_teardown);
     g_test_add("/verifier/swtpm/ek-cert", Tpm, "provision", tpm_setup,
                test_ek_cert, tpm_teardown);
     return g_test_run();
