@@ -542,21 +542,21 @@ static gboolean replay_log(TvdRoundState *state, const TvdRoundRequest *req,
             }
             continue;
         }
-        if (is_boot && plan->boot_aggregate) {
-            if (g_strcmp0(e->path, "boot_aggregate") != 0) {
-                return fail(out, in->policy, TVD_ROUND_STEP_LOGS,
-                            TVD_CAUSE_BOOT_AGGREGATE, "the IMA log does not "
-                            "start with boot_aggregate");
-            }
+        /* Kept whatever the policy says now: a later policy may
+         * reference it. */
+        if (is_boot && !g_strcmp0(e->path, "boot_aggregate")) {
             st->set_boot_aggregate = TRUE;
             g_strlcpy(st->boot_aggregate_alg, e->digest_alg,
                       sizeof(st->boot_aggregate_alg));
             memcpy(st->boot_aggregate, e->digest, e->digest_len);
             st->boot_aggregate_len = e->digest_len;
+        } else if (is_boot && plan->boot_aggregate) {
+            return fail(out, in->policy, TVD_ROUND_STEP_LOGS,
+                        TVD_CAUSE_BOOT_AGGREGATE, "the IMA log does not "
+                        "start with boot_aggregate");
         }
-        /* boot_aggregate is judged only where the policy references it. */
-        if (!e->path || (!g_strcmp0(e->path, "boot_aggregate") &&
-                         !(is_boot && plan->boot_aggregate))) {
+        /* boot_aggregate is no file: the policy sees it apart. */
+        if (!e->path || !g_strcmp0(e->path, "boot_aggregate")) {
             continue;
         }
         if (g_strcmp0(e->digest_type, "ima") || g_strcmp0(e->digest_alg,
@@ -645,6 +645,7 @@ static gboolean check_policy(TvdRoundState *state, const TvdRoundInput *in,
 {
     g_auto(TvdPolicyResult) result = { 0 };
     g_autofree TvdPolicyMeasurement *ms = NULL;
+    const LogState *ima = &state->logs[TVD_LOG_IMA_NG];
     TvdPolicyEvidence pe = { 0 };
     guint n = 0;
 
@@ -655,8 +656,18 @@ static gboolean check_policy(TvdRoundState *state, const TvdRoundInput *in,
     for (guint k = 0; k < TVD_ROUND_LOG_KINDS; k++) {
         n += state->logs[k].measurements->len;
     }
-    ms = g_new0(TvdPolicyMeasurement, n + 1);
+    ms = g_new0(TvdPolicyMeasurement, n + 2);
     n = 0;
+    /* boot_aggregate, checked against the quoted PCRs in step 6, is
+     * judged only by a policy that references it. */
+    if (tvd_policy_data(in->policy)->boot_aggregate_referenced &&
+        ima->have_boot_aggregate &&
+        ima->boot_aggregate_len == 32 &&
+        !strcmp(ima->boot_aggregate_alg, "sha256")) {
+        ms[n].path = "boot_aggregate";
+        memcpy(ms[n].sha256, ima->boot_aggregate, 32);
+        n++;
+    }
     for (guint k = 0; k < TVD_ROUND_LOG_KINDS; k++) {
         GArray *a = state->logs[k].measurements;
 

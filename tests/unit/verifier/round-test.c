@@ -769,6 +769,23 @@ static void test_boot_aggregate(Fx *fx, gconstpointer data)
     ASSERT_FAILS(fx, TVD_CAUSE_BOOT_AGGREGATE, TVD_ROUND_STEP_LOGS);
 }
 
+/* A policy that starts referencing boot_aggregate on a running binding:
+ * the record proven in the first round is checked and judged. */
+static void test_boot_aggregate_later(Fx *fx, gconstpointer data)
+{
+    g_assert_true(fx_round(fx));
+    g_assert_cmpuint(fx->res.n_measurements, ==, 3);
+    boot_policy(fx);
+    g_assert_true(fx_round(fx));
+    g_assert_cmpuint(fx->res.n_measurements, ==, 4);
+    /* with another reference digest, the policy says no */
+    fx_policy(fx, BOOT_POLICY("00000000000000000000000000000000"
+                              "00000000000000000000000000000000"));
+    g_assert_false(fx_round(fx));
+    g_assert_cmpint(fx->res.verdict.cause, ==,
+                    TVD_CAUSE_POLICY_DIGEST_MISMATCH);
+}
+
 static void test_boot_aggregate_forged(Fx *fx, gconstpointer data)
 {
     /* PCRs 0-9 not the ones boot_aggregate was computed over */
@@ -969,6 +986,7 @@ int main(int argc, char **argv)
     T("logs/unsupported-digest", test_unsupported_digest);
     T("logs/boot-aggregate", test_boot_aggregate);
     T("logs/boot-aggregate-forged", test_boot_aggregate_forged);
+    T("logs/boot-aggregate-later", test_boot_aggregate_later);
     T("policy/unknown-domain", test_unknown_domain);
     T("policy/violations", test_policy_violations);
     T("policy/detail-escaped", test_detail_escaped);
