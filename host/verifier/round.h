@@ -39,7 +39,7 @@ G_BEGIN_DECLS
 
 /* Log bytes (records of the evidence and the LOG_CHUNKs) one round may
  * bring, unless the caller sets another cap. */
-#define TVD_ROUND_LOG_BYTES_DEFAULT (32u * 1024 * 1024)
+#define TVD_ROUND_LOG_BYTES_DEFAULT (64u * 1024 * 1024)
 /* Arrays indexed by TvdLogKind (1 and 2; 0 unused). */
 #define TVD_ROUND_LOG_KINDS         3u
 
