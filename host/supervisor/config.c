@@ -14,7 +14,11 @@ TvdSupervisorConfig *tvd_config_new_default(const char *state_dir)
     TvdSupervisorConfig *cfg = g_new0(TvdSupervisorConfig, 1);
 
     cfg->state_dir = g_strdup(state_dir ? state_dir : "/var/lib/tvd");
-    cfg->run_dir = g_build_filename(cfg->state_dir, "run", NULL);
+    /* The default socket is where tvdctl looks (/run/tvd/supervisor.sock);
+     * a supervisor given its own state directory keeps its sockets there,
+     * so that two supervisors never share a run directory. */
+    cfg->run_dir = state_dir ? g_build_filename(cfg->state_dir, "run", NULL)
+                             : g_strdup("/run/tvd");
     cfg->api_socket = g_build_filename(cfg->run_dir, "supervisor.sock", NULL);
     cfg->adopt_socket = g_build_filename(cfg->run_dir, "adopt.sock", NULL);
     cfg->qemu_binary = g_strdup("qemu-system-x86_64");

@@ -286,10 +286,17 @@ static int send_request(TvdctlGlobal *g, const char *method, const char *path,
         gboolean conn = done.error->domain == G_IO_ERROR ||
                         done.error->domain == G_RESOLVER_ERROR ||
                         done.error->domain == G_TLS_ERROR;
+        /* Say which setting chose the address, and the likely cause. */
+        const char *hint =
+            !conn ? "" :
+            g->url ? "; is tvd-supervisor running with its TCP listener? "
+                     "(the address comes from --url or $TVD_URL)" :
+            "; is tvd-supervisor running? (the socket comes from --socket "
+            "PATH, else $TVD_SOCKET, else " TVDCTL_DEFAULT_SOCKET ")";
         g_autofree char *m =
-            g_strdup_printf("%s %s: %s", conn ? "cannot connect to the "
+            g_strdup_printf("%s %s: %s%s", conn ? "cannot connect to the "
                             "supervisor at" : "request to", where,
-                            done.error->message);
+                            done.error->message, hint);
 
         g_clear_error(&done.error);
         if (g->json) {

@@ -135,6 +135,11 @@ static void test_health(ApiFixture *f, gconstpointer data)
                    "health", NULL);
     g_assert_cmpint(r.exit_code, ==, EXIT_CONNECT);
     g_assert_nonnull(strstr(r.err, "/nonexistent/tvd.sock"));
+    /* The error says where the path came from and asks the likely cause. */
+    g_assert_nonnull(strstr(r.err, "--socket"));
+    g_assert_nonnull(strstr(r.err, "$TVD_SOCKET"));
+    g_assert_nonnull(strstr(r.err, "/run/tvd/supervisor.sock"));
+    g_assert_nonnull(strstr(r.err, "is tvd-supervisor running?"));
     ctl_result_clear(&r);
 
     /* --socket after the verb works too. */
