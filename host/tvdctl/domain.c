@@ -42,6 +42,39 @@ static int read_file(const char *what, const char *path, size_t max,
     return TVDCTL_EXIT_OK;
 }
 
+#ifdef TVDCTL_HAVE_POLICY
+/*
+ * Parses the policy as the supervisor will, so that a mistake is reported
+ * here with the file's name, line, column and field, before anything is
+ * signed or sent. With @name, also refuses a policy of another domain: the
+ * supervisor names a domain after its policy.
+ */
+static int check_policy(TvdctlGlobal *g, const char *path, const char *data,
+                        gsize len, const char *name)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(TvdPolicy) policy = tvd_policy_parse(data, len, path, NULL,
+                                                   &error);
+    g_autofree char *m = NULL;
+    const char *code = "invalid_policy";
+
+    if (!policy) {
+        m = g_strdup(error->message);
+    } else if (name && strcmp(tvd_policy_data(policy)->name, name) != 0) {
+        m = g_strdup_printf("%s is the policy of domain '%s', not '%s': the "
+                            "NAME must be the policy's domain.name", path,
+                            tvd_policy_data(policy)->name, name);
+        code = "name_mismatch";
+    } else {
+        return TVDCTL_EXIT_OK;
+    }
+    if (g->json) {
+        tvdctl_print_error_json(code, m);
+    }
+    return tvdctl_fail(TVDCTL_EXIT_INVALID, "%s", m);
+}
+#endif
+
 /* create and update: the same body, POST /v1/domains or PUT .../NAME. */
 static int domain_put(TvdctlGlobal *g, int argc, char **argv, gboolean create)
 {
@@ -84,6 +117,11 @@ static int domain_put(TvdctlGlobal *g, int argc, char **argv, gboolean create)
         rc = read_file("--signature", sig_path, TVD_API_MAX_SIGNATURE, &sig,
                        &sig_len);
     }
+#ifdef TVDCTL_HAVE_POLICY
+    if (rc == TVDCTL_EXIT_OK) {
+        rc = check_policy(g, policy_path, policy, policy_len, name);
+    }
+#endif
     if (rc != TVDCTL_EXIT_OK) {
         return rc;
     }
@@ -213,6 +251,10 @@ static int domain_sign(TvdctlGlobal *g, int argc, char **argv)
         out = g_strconcat(policy_path, ".sig", NULL);
     }
     rc = read_file("--policy", policy_path, TVD_API_MAX_POLICY, &policy, &len);
+    if (rc == TVDCTL_EXIT_OK) {
+        /* Never sign what the supervisor would refuse to parse. */
+        rc = check_policy(g, policy_path, policy, len, NULL);
+    }
     if (rc != TVDCTL_EXIT_OK) {
         return rc;
     }

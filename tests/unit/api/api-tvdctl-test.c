@@ -36,14 +36,21 @@ enum {
 
 #define CTL(f, r, ...) run_tvdctl((f)->socket_path, (r), __VA_ARGS__, NULL)
 
+/* A policy that parses (tvdctl checks it before sending or signing). */
+#define POLICY_OF(name)                                                     \
+    "{\"tvd_policy\": 1, \"serial\": 1,\n"                                 \
+    " \"domain\": {\"name\": \"" name "\", \"id\": 7},\n"                   \
+    " \"membership\": {\"reference_digests\": [], \"unlisted\": \"deny\"},\n"  \
+    " \"network\": {\"subnet\": \"10.7.0.0/24\", \"roles\": [\"web\"]}}\n"
+#define BLUE_POLICY POLICY_OF("blue")
+
 /* Writes policy and signature files into the fixture's directory. */
 static void write_policy(ApiFixture *f, const char *sig, char **policy_path,
                          char **sig_path)
 {
     *policy_path = g_build_filename(f->dir, "blue.json", NULL);
     *sig_path = g_build_filename(f->dir, "blue.json.sig", NULL);
-    g_assert_true(g_file_set_contents(*policy_path, "{\"tvd_policy\":1}\n",
-                                      -1, NULL));
+    g_assert_true(g_file_set_contents(*policy_path, BLUE_POLICY, -1, NULL));
     g_assert_true(g_file_set_contents(*sig_path, sig, -1, NULL));
 }
 
@@ -150,7 +157,7 @@ static void test_health(ApiFixture *f, gconstpointer data)
 
 static void test_domains(ApiFixture *f, gconstpointer data)
 {
-    g_autofree char *p = NULL, *s = NULL, *forged = NULL;
+    g_autofree char *p = NULL, *s = NULL, *forged = NULL, *red = NULL;
     JsonNode *doc;
     CtlResult r;
 
@@ -163,7 +170,7 @@ static void test_domains(ApiFixture *f, gconstpointer data)
     doc = ctl_json(&r);
     g_assert_cmpstr(jstr(doc, "name"), ==, "blue");
     g_assert_cmpint(jint(doc, "serial"), ==, 1);
-    g_assert_cmpint(jint(doc, "policy_bytes"), ==, 17);
+    g_assert_cmpint(jint(doc, "policy_bytes"), ==, strlen(BLUE_POLICY));
     json_node_unref(doc);
     ctl_result_clear(&r);
 
@@ -173,8 +180,10 @@ static void test_domains(ApiFixture *f, gconstpointer data)
     ctl_result_clear(&r);
 
     forged = g_build_filename(f->dir, "forged.sig", NULL);
+    red = g_build_filename(f->dir, "red.json", NULL);
     g_assert_true(g_file_set_contents(forged, "forged", -1, NULL));
-    CTL(f, &r, "domain", "create", "red", "--policy", p, "--signature",
+    g_assert_true(g_file_set_contents(red, POLICY_OF("red"), -1, NULL));
+    CTL(f, &r, "domain", "create", "red", "--policy", red, "--signature",
         forged, "--json");
     g_assert_cmpint(r.exit_code, ==, EXIT_FORBIDDEN);
     doc = ctl_json(&r);
@@ -591,6 +600,98 @@ static void test_offline(ApiFixture *f, gconstpointer data)
     ctl_result_clear(&r);
 }
 
+/*
+ * tvdctl parses a policy before it signs or sends it: a mistake is named
+ * with the file, line, column and field, and a NAME that is not the
+ * policy's domain is refused; nothing reaches the supervisor.
+ */
+static void test_policy_checks(ApiFixture *f, gconstpointer data)
+{
+#ifdef HAVE_POLICY
+    g_autofree char *p = NULL, *s = NULL;
+    g_autofree char *bad = g_build_filename(f->dir, "bad.json", NULL);
+    g_autofree char *bad_sig = g_strconcat(bad, ".sig", NULL);
+    g_autofree char *prefix = g_build_filename(f->dir, "admin", NULL);
+    g_autofree char *key = g_strconcat(prefix, ".key", NULL);
+    g_autofree char *where = NULL;
+    CtlResult r;
+
+    write_policy(f, TEST_GOOD_SIGNATURE, &p, &s);
+    g_assert_true(g_file_set_contents(bad,
+        "{\"tvd_policy\": 1, \"serial\": 1,\n"
+        " \"domain\": {\"name\": \"blue\", \"id\": 7},\n"
+        " \"membership\": {\"reference_digests\": [], \"excludez\": []},\n"
+        " \"network\": {\"subnet\": \"10.7.0.0/24\", \"roles\": [\"web\"]}}\n",
+        -1, NULL));
+    where = g_strconcat(bad, ":3:", NULL);
+
+    /* NAME must be the policy's domain, for create and update. */
+    if (!CTL(f, &r, "domain", "create", "red", "--policy", p, "--signature",
+             s)) {
+        return;
+    }
+    g_assert_cmpint(r.exit_code, ==, EXIT_INVALID);
+    g_assert_nonnull(strstr(r.err, "is the policy of domain 'blue', not "
+                                   "'red'"));
+    ctl_result_clear(&r);
+    CTL(f, &r, "domain", "show", "red");
+    g_assert_cmpint(r.exit_code, ==, EXIT_NOT_FOUND);
+    ctl_result_clear(&r);
+    g_assert_true(create_blue(f));
+    CTL(f, &r, "domain", "update", "red", "--policy", p, "--signature", s,
+        "--json");
+    g_assert_cmpint(r.exit_code, ==, EXIT_INVALID);
+    {
+        g_autoptr(JsonNode) doc = ctl_json(&r);
+        JsonNode *e = json_object_get_member(json_node_get_object(doc),
+                                             "error");
+
+        g_assert_cmpstr(jstr(e, "code"), ==, "name_mismatch");
+    }
+    ctl_result_clear(&r);
+
+    /* A policy that does not parse: the file's name, line and field, and
+     * the supervisor never sees it (blue keeps serial 1). */
+    CTL(f, &r, "domain", "update", "blue", "--policy", bad, "--signature",
+        s, "--json");
+    g_assert_cmpint(r.exit_code, ==, EXIT_INVALID);
+    g_assert_nonnull(strstr(r.err, where));
+    g_assert_nonnull(strstr(r.err, "membership.excludez"));
+    g_assert_nonnull(strstr(r.err, "did you mean \"excludes\""));
+    g_assert_null(strstr(r.err, "policy:"));
+    {
+        g_autoptr(JsonNode) doc = ctl_json(&r);
+        JsonNode *e = json_object_get_member(json_node_get_object(doc),
+                                             "error");
+
+        g_assert_cmpstr(jstr(e, "code"), ==, "invalid_policy");
+    }
+    ctl_result_clear(&r);
+    CTL(f, &r, "domain", "show", "blue", "--json");
+    g_assert_cmpint(r.exit_code, ==, EXIT_OK);
+    {
+        g_autoptr(JsonNode) doc = ctl_json(&r);
+
+        g_assert_cmpint(jint(doc, "serial"), ==, 1);
+    }
+    ctl_result_clear(&r);
+
+    /* domain sign refuses it too, and writes no signature. */
+    run_tvdctl(NULL, &r, "domain", "keygen", "--out", prefix, NULL);
+    g_assert_cmpint(r.exit_code, ==, EXIT_OK);
+    ctl_result_clear(&r);
+    run_tvdctl(NULL, &r, "domain", "sign", "--key", key, "--policy", bad,
+               NULL);
+    g_assert_cmpint(r.exit_code, ==, EXIT_INVALID);
+    g_assert_nonnull(strstr(r.err, where));
+    g_assert_false(g_file_test(bad_sig, G_FILE_TEST_EXISTS));
+    ctl_result_clear(&r);
+#else
+    g_test_skip("built without the policy library: tvdctl cannot parse "
+                "policies");
+#endif
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -607,5 +708,6 @@ int main(int argc, char **argv)
     ADD("not-implemented", test_not_implemented,
         test_backend_vtable_empty());
     ADD("offline", test_offline, NULL);
+    ADD("policy-checks", test_policy_checks, NULL);
     return g_test_run();
 }

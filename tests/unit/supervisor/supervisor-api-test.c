@@ -169,7 +169,8 @@ static void test_domains(Fixture *f, gconstpointer data)
     g_assert_true(g_file_set_contents(policy,
         "{\"tvd_policy\": 1, \"serial\": 1, "
         "\"domain\": {\"name\": \"red\", \"id\": 7}, "
-        "\"membership\": {\"reference_digests\": [], \"unlisted\": \"deny\"}}\n",
+        "\"membership\": {\"reference_digests\": [], \"unlisted\": \"deny\"}, "
+        "\"network\": {\"subnet\": \"10.7.0.0/24\", \"roles\": [\"web\"]}}\n",
         -1, NULL));
     g_assert_true(g_file_set_contents(sig, "not a signature\n", -1, NULL));
     g_assert_true(CTL(f, &r, "domain", "create", "red", "--policy", policy,
