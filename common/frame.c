@@ -447,6 +447,11 @@ gboolean tvd_device_hello_encode(const struct tvd_device_hello *hello,
     for (i = 0; i < HELLO_U32_COUNT; i++) {
         tvd_put_le32(out + 4 * i, v[i]);
     }
+    tvd_put_le32(out + offsetof(struct tvd_device_hello, resets),
+                 hello->resets);
+    tvd_put_le32(out + offsetof(struct tvd_device_hello, flags), hello->flags);
+    memcpy(out + offsetof(struct tvd_device_hello, instance), hello->instance,
+           sizeof(hello->instance));
     for (i = 0; i < G_N_ELEMENTS(hello_strings); i++) {
         memcpy(out + hello_strings[i].off,
                (const uint8_t *)hello + hello_strings[i].off,
@@ -488,6 +493,11 @@ gboolean tvd_device_hello_decode(const void *buf, size_t size,
     h.epoch = v[5];
     h.fail_mode = v[6];
     h.status = v[7];
+    /* No flag is rejected: a newer device may define more. */
+    h.resets = tvd_get_le32(p + offsetof(struct tvd_device_hello, resets));
+    h.flags = tvd_get_le32(p + offsetof(struct tvd_device_hello, flags));
+    memcpy(h.instance, p + offsetof(struct tvd_device_hello, instance),
+           sizeof(h.instance));
     for (i = 0; i < G_N_ELEMENTS(hello_strings); i++) {
         if (!check_string("device hello", hello_strings[i].name, p, size,
                           hello_strings[i].off, hello_strings[i].len,

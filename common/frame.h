@@ -42,7 +42,7 @@ typedef enum {
 } TvdFrameError;
 
 /* Wire sizes of the control payloads (the structs of tvd.h, packed). */
-#define TVD_DEVICE_HELLO_SIZE   672u
+#define TVD_DEVICE_HELLO_SIZE   696u
 #define TVD_DEVICE_EVENT_SIZE   16u
 #define TVD_SET_STATE_SIZE      8u
 #define TVD_SET_LINK_SIZE       8u

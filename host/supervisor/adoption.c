@@ -75,8 +75,6 @@ static void adopt_hello(TvdDeviceConn *conn, const struct tvd_device_hello *h,
                   (int)tvd_device_conn_peer_pid(conn),
                   (int)tvd_device_conn_peer_uid(conn));
     }
-    vm->qemu_pid = tvd_device_conn_peer_pid(conn);
-    vm->running = TRUE;
     g_free(ctx);
     tvd_vm_attach_conn(vm, conn, h);
 }

@@ -69,6 +69,8 @@ struct TvdVm {
     TvdAdmission *adm;
 
     /* device */
+    guint8 device_instance[16];  /* of the QEMU process last heard (hello) */
+    gboolean have_instance;     /* persisted with the record */
     TvdDeviceConn *conn;
     struct tvd_device_hello hello;
     gboolean have_hello;

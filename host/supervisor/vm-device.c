@@ -19,15 +19,57 @@ void tvd_vm_detach_conn(TvdVm *vm)
     vm->device_status = 0;
 }
 
+/*
+ * What the hello says about the QEMU process and the guest since the last
+ * one we heard: a new process (another instance, or another pid than the
+ * one we know) or a guest reset while nobody listened means the VM is not
+ * the one whose evidence admitted it.
+ */
+static gboolean hello_breaks_continuity(TvdVm *vm, TvdDeviceConn *conn,
+                                        const struct tvd_device_hello *h,
+                                        TvdVerdict *why)
+{
+    pid_t peer = tvd_device_conn_peer_pid(conn);
+
+    if (vm->have_instance &&
+        memcmp(vm->device_instance, h->instance, sizeof(h->instance)) != 0) {
+        tvd_verdict_set(why, TVD_STATE_PENDING, TVD_CAUSE_NEW_QEMU_PROCESS,
+                        "another QEMU process (pid %d) under this name",
+                        (int)peer);
+        return TRUE;
+    }
+    if (vm->qemu_pid > 0 && peer > 0 && peer != vm->qemu_pid) {
+        tvd_verdict_set(why, TVD_STATE_PENDING, TVD_CAUSE_NEW_QEMU_PROCESS,
+                        "the device is in pid %d, not in pid %d", (int)peer,
+                        (int)vm->qemu_pid);
+        return TRUE;
+    }
+    if (h->flags & TVD_HELLO_RESET_UNREPORTED) {
+        tvd_verdict_set(why, TVD_STATE_PENDING, TVD_CAUSE_GUEST_RESET,
+                        "the guest was reset while no supervisor was "
+                        "connected (%u resets in all)", h->resets);
+        return TRUE;
+    }
+    return FALSE;
+}
+
 static void on_hello(TvdDeviceConn *conn, const struct tvd_device_hello *h,
                      void *opaque)
 {
     TvdVm *vm = opaque;
+    TvdVerdict why;
+    gboolean broken = hello_breaks_continuity(vm, conn, h, &why);
 
     vm->hello = *h;
     vm->have_hello = TRUE;
     vm->device_status = h->status;
     vm->device_epoch = h->epoch;
+    memcpy(vm->device_instance, h->instance, sizeof(h->instance));
+    vm->have_instance = TRUE;
+    if (vm->adopted && tvd_device_conn_peer_pid(conn) > 0) {
+        vm->qemu_pid = tvd_device_conn_peer_pid(conn);
+        vm->running = TRUE;
+    }
     if (h->vm_id[0]) {
         tvd_vm_set_str(&vm->vm_id, h->vm_id);
     }
@@ -35,17 +77,27 @@ static void on_hello(TvdDeviceConn *conn, const struct tvd_device_hello *h,
         tvd_vm_set_str(&vm->domain, h->domain);
     }
     g_message("%s: device hello (vm-id %s, domain %s, device state %s, "
-              "qemu pid %d)", vm->name, h->vm_id, h->domain,
-              tvd_state_name(h->state), (int)tvd_device_conn_peer_pid(conn));
+              "qemu pid %d, %u resets%s)", vm->name, h->vm_id, h->domain,
+              tvd_state_name(h->state), (int)tvd_device_conn_peer_pid(conn),
+              h->resets, h->flags & TVD_HELLO_RESET_UNREPORTED
+                         ? ", one unreported" : "");
     /* A new connection: the agent says hello again and is bound anew. */
     tvd_admission_reset(vm->adm);
     /*
-     * A reconnecting device gets the state we hold, whatever it remembers:
-     * the supervisor is the authority (and in fail-mode closed the link
-     * stays down until this push). A late first hello takes back the
-     * launch timeout's reason, which pushes the state itself.
+     * The device gets the state we hold, never the one it remembers: the
+     * supervisor is the authority (in fail-mode closed the link stays down
+     * until this push). A member keeps its state over a plain reconnect
+     * (a supervisor restart: no flap) while its deadline, which runs from
+     * its last verified evidence, lasts; a new QEMU process or a reset we
+     * did not see makes it PENDING, link down, until fresh evidence. A
+     * late first hello takes back the launch timeout's reason, which
+     * pushes the state itself.
      */
-    if (!tvd_vm_hello_arrived(vm)) {
+    if (broken && vm->state == TVD_STATE_ADMITTED) {
+        tvd_vm_hello_timer_cancel(vm);
+        tvd_vm_transition(vm, &why, "device");
+    } else if (!tvd_vm_hello_arrived(vm)) {
+        tvd_vm_save(vm);
         tvd_vm_push_state(vm);
     }
 }

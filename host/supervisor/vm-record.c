@@ -45,6 +45,14 @@ static JsonNode *vm_record(const TvdVm *vm)
     json_builder_add_boolean_value(b, vm->adopted);
     json_builder_set_member_name(b, "qemu_pid");
     json_builder_add_int_value(b, vm->qemu_pid);
+    if (vm->have_instance) {
+        g_autofree char *hex = g_malloc(2 * sizeof(vm->device_instance) + 1);
+
+        for (guint i = 0; i < sizeof(vm->device_instance); i++) {
+            g_snprintf(hex + 2 * i, 3, "%02x", vm->device_instance[i]);
+        }
+        add_str(b, "device_instance", hex);
+    }
     if (!vm->adopted) {
         add_str(b, "kernel", vm->kernel);
         add_str(b, "initrd", vm->initrd);
@@ -117,6 +125,7 @@ static gboolean vm_restore(TvdSupervisor *sup, TvdStoreEntry *entry,
     const char *cause_name;
     const char *detail;
     const char *last;
+    const char *instance;
     TvdVm *vm;
     GDateTime *since;
     guint32 state;
@@ -171,6 +180,24 @@ static gboolean vm_restore(TvdSupervisor *sup, TvdStoreEntry *entry,
     vm->append = g_strdup(tvd_json_string_member(o, "append"));
     vm->memory_mib = json_object_get_int_member_with_default(o, "memory", 0);
     vm->qemu_pid = json_object_get_int_member_with_default(o, "qemu_pid", 0);
+    instance = tvd_json_string_member(o, "device_instance");
+    if (instance) {
+        if (strlen(instance) != 2 * sizeof(vm->device_instance)) {
+            return bad_record(entry, error, "a device instance that is not "
+                              "32 hex digits");
+        }
+        for (guint i = 0; i < sizeof(vm->device_instance); i++) {
+            int hi = g_ascii_xdigit_value(instance[2 * i]);
+            int lo = g_ascii_xdigit_value(instance[2 * i + 1]);
+
+            if (hi < 0 || lo < 0) {
+                return bad_record(entry, error, "a device instance that is "
+                                  "not 32 hex digits");
+            }
+            vm->device_instance[i] = (guint8)(hi << 4 | lo);
+        }
+        vm->have_instance = TRUE;
+    }
     if (!vm->adopted) {
         vm->sock_path = g_strdup_printf("%s/vm-%s.sock", sup->cfg->run_dir,
                                         vm->name);

@@ -94,6 +94,10 @@ struct TvdState {
     bool link_up;
     bool migrated_unreported;
     bool powered_on;            /* the power-on reset has happened */
+    bool reset_unreported;      /* a guest reset while disconnected, not yet
+                                 * acknowledged by a supervisor */
+    uint32_t resets;            /* guest resets since realize */
+    uint8_t instance[16];       /* random at realize: this process */
     bool migrated_unapplied;    /* gate and INT_STATE due when the VM runs */
     uint32_t reported_errors;   /* bitmask of error codes reported */
     uint32_t tx_seq;
@@ -326,6 +330,11 @@ static void tvd_send_hello(TvdState *s)
                    TVD_ID_LEN, s->tpm_type);
     tvd_put_string(h + offsetof(struct tvd_device_hello, tpm_path),
                    TVD_PATH_LEN, s->tpm_path);
+    stl_le_p(h + offsetof(struct tvd_device_hello, resets), s->resets);
+    stl_le_p(h + offsetof(struct tvd_device_hello, flags),
+             s->reset_unreported ? TVD_HELLO_RESET_UNREPORTED : 0);
+    memcpy(h + offsetof(struct tvd_device_hello, instance), s->instance,
+           sizeof(s->instance));
     tvd_send_control(s, TVD_FRAME_DEVICE_HELLO, h, sizeof(h));
 }
 
@@ -423,6 +432,8 @@ static void tvd_apply_state(TvdState *s, uint32_t state, uint32_t reason)
     s->state = state;
     s->reason = reason;
     s->confirmed = true;
+    /* The supervisor has seen the hello that reported the reset. */
+    s->reset_unreported = false;
     s->epoch++;
     trace_tvd_set_state(state, reason, s->epoch);
     tvd_apply_link(s);
@@ -991,6 +1002,9 @@ static void tvd_realize(PCIDevice *pdev, Error **errp)
 
     s->tx = g_byte_array_new();
     QSIMPLEQ_INIT(&s->h2g_queue);
+    for (size_t i = 0; i < sizeof(s->instance); i += 4) {
+        stl_le_p(s->instance + i, g_random_int());
+    }
     s->vm_state = qemu_add_vm_change_state_handler(tvd_vm_state_change, s);
     s->reset_bh = qemu_bh_new_guarded(tvd_reset_bh, s,
                                       &DEVICE(pdev)->mem_reentrancy_guard);
@@ -1064,7 +1078,13 @@ static void tvd_reset(DeviceState *dev)
     tvd_update_intx(s);
     tvd_apply_link(s);
     if (!power_on) {
-        tvd_send_event(s, TVD_EVENT_RESET, s->epoch, 0);
+        s->resets++;
+        if (s->connected) {
+            tvd_send_event(s, TVD_EVENT_RESET, s->epoch, 0);
+        } else {
+            /* Latched: the next hello says so, whoever listens then. */
+            s->reset_unreported = true;
+        }
     }
 }
 

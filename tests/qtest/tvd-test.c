@@ -46,6 +46,7 @@
 #define MSI_DATA            0x4d534958u
 
 #define HELLO_SIZE          ((uint32_t)sizeof(struct tvd_device_hello))
+#define STRINGS_END         offsetof(struct tvd_device_hello, resets)
 #define HELLO_U32(t, f) \
     ldl_le_p((t)->hello + offsetof(struct tvd_device_hello, f))
 #define HELLO_STR(t, f) \
@@ -862,12 +863,13 @@ static void check_hello_common(Tvd *t)
     g_assert_cmphex(status & TVD_STATUS_SUPERVISOR, ==, TVD_STATUS_SUPERVISOR);
     g_assert_cmphex(status & (TVD_STATUS_LINK_UP | TVD_STATUS_CONFIRMED |
                               TVD_STATUS_G2H_BUSY), ==, 0);
-    /* strings are NUL-padded to the end of their fields */
-    for (off = offsetof(struct tvd_device_hello, vm_id); off < HELLO_SIZE;
+    /* strings are NUL-padded to the end of their fields (the integers and
+     * the instance after tpm_path are not strings) */
+    for (off = offsetof(struct tvd_device_hello, vm_id); off < STRINGS_END;
          off++) {
         size_t base = offsetof(struct tvd_device_hello, vm_id);
         size_t field_end = off < offsetof(struct tvd_device_hello, tpm_path) ?
-            base + ((off - base) / TVD_ID_LEN + 1) * TVD_ID_LEN : HELLO_SIZE;
+            base + ((off - base) / TVD_ID_LEN + 1) * TVD_ID_LEN : STRINGS_END;
 
         if (!t->hello[off]) {
             while (off + 1 < field_end) {
@@ -1486,6 +1488,79 @@ static void test_disconnect_closed(void)
 static void test_disconnect_open(void)
 {
     disconnect_test(true);
+}
+
+/*
+ * A guest reset while no supervisor listens is latched: the next hello
+ * says so (flag and count) until a supervisor's SET_STATE acknowledges it;
+ * the instance stays that of this QEMU process.
+ */
+static void test_reset_latched(void)
+{
+    Tvd *t = tvd_start(NULL, NULL);
+    uint8_t instance[16];
+    uint32_t flags = offsetof(struct tvd_device_hello, flags);
+    uint32_t resets = offsetof(struct tvd_device_hello, resets);
+
+    memcpy(instance, t->hello + offsetof(struct tvd_device_hello, instance),
+           sizeof(instance));
+    g_assert_cmpuint(ldl_le_p(t->hello + flags), ==, 0);
+    g_assert_cmpuint(ldl_le_p(t->hello + resets), ==, 0);
+    sup_set_state(t, TVD_STATE_ADMITTED, TVD_REASON_ATTESTED);
+
+    /* the supervisor goes away; the guest reboots meanwhile */
+    sup_drop(t);
+    wait_reg(t, TVD_REG_STATUS, TVD_STATUS_SUPERVISOR, 0);
+    qtest_system_reset(t->qts);
+    tvd_map(t);
+    g_assert_cmpuint(rd(t, TVD_REG_STATE), ==, TVD_STATE_PENDING);
+
+    /* a supervisor comes back: the hello reports the reset */
+    sup_listen(t);
+    sup_accept(t);
+    sup_hello(t);
+    g_assert_cmphex(ldl_le_p(t->hello + flags), ==,
+                    TVD_HELLO_RESET_UNREPORTED);
+    g_assert_cmpuint(ldl_le_p(t->hello + resets), ==, 1);
+    g_assert_cmpmem(t->hello + offsetof(struct tvd_device_hello, instance),
+                    sizeof(instance), instance, sizeof(instance));
+
+    /* gone again before acknowledging: still reported */
+    sup_drop(t);
+    wait_reg(t, TVD_REG_STATUS, TVD_STATUS_SUPERVISOR, 0);
+    sup_listen(t);
+    sup_accept(t);
+    sup_hello(t);
+    g_assert_cmphex(ldl_le_p(t->hello + flags), ==,
+                    TVD_HELLO_RESET_UNREPORTED);
+
+    /* acknowledged by a SET_STATE: the next hello is clean */
+    sup_set_state(t, TVD_STATE_PENDING, TVD_REASON_DEVICE_RESET);
+    sup_drop(t);
+    wait_reg(t, TVD_REG_STATUS, TVD_STATUS_SUPERVISOR, 0);
+    sup_listen(t);
+    sup_accept(t);
+    sup_hello(t);
+    g_assert_cmphex(ldl_le_p(t->hello + flags), ==, 0);
+    g_assert_cmpuint(ldl_le_p(t->hello + resets), ==, 1);
+
+    /* a reset while connected is an event, not latched */
+    qtest_system_reset(t->qts);
+    tvd_map(t);
+    {
+        Frame ev;
+
+        sup_expect(t, TVD_FRAME_DEVICE_EVENT, TVD_EVENT_RESET, &ev);
+        frame_clear(&ev);
+    }
+    sup_drop(t);
+    wait_reg(t, TVD_REG_STATUS, TVD_STATUS_SUPERVISOR, 0);
+    sup_listen(t);
+    sup_accept(t);
+    sup_hello(t);
+    g_assert_cmphex(ldl_le_p(t->hello + flags), ==, 0);
+    g_assert_cmpuint(ldl_le_p(t->hello + resets), ==, 2);
+    tvd_stop(t);
 }
 
 /* ---- migration --------------------------------------------------------- */
@@ -2658,6 +2733,7 @@ int main(int argc, char **argv)
     qtest_add_func("/tvd/supervisor/disconnect-closed",
                    test_disconnect_closed);
     qtest_add_func("/tvd/supervisor/disconnect-open", test_disconnect_open);
+    qtest_add_func("/tvd/supervisor/reset-latched", test_reset_latched);
     qtest_add_func("/tvd/hotplug/unplug", test_hotplug);
     qtest_add_func("/tvd/hotplug/unplug-mid-frame", test_unplug_mid_frame);
     qtest_add_func("/tvd/migration/basic", test_migration);

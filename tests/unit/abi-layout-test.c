@@ -23,7 +23,10 @@ static void test_header_layout(void)
 
 static void test_hello_layout(void)
 {
-    g_assert_cmpuint(sizeof(struct tvd_device_hello), ==, 672);
+    g_assert_cmpuint(sizeof(struct tvd_device_hello), ==, 696);
+    g_assert_cmpuint(offsetof(struct tvd_device_hello, resets), ==, 672);
+    g_assert_cmpuint(offsetof(struct tvd_device_hello, flags), ==, 676);
+    g_assert_cmpuint(offsetof(struct tvd_device_hello, instance), ==, 680);
     g_assert_cmpuint(offsetof(struct tvd_device_hello, status), ==, 28);
     g_assert_cmpuint(offsetof(struct tvd_device_hello, vm_id), ==, 32);
     g_assert_cmpuint(offsetof(struct tvd_device_hello, name), ==, 96);

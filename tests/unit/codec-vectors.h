@@ -83,16 +83,17 @@ static const struct tvd_device_event vec_device_event = {
 };
 
 /*
- * DEVICE_HELLO payload (672 bytes): the 32 bytes of integers below, then
- * seven NUL-padded strings at fixed offsets, zeros everywhere else;
- * vec_device_hello_payload() assembles it. Frame header: seq 1, length 672.
+ * DEVICE_HELLO payload (696 bytes): the 32 bytes of integers below, then
+ * seven NUL-padded strings at fixed offsets, then resets, flags and the
+ * 16-byte instance (vec_hello_tail), zeros everywhere else;
+ * vec_device_hello_payload() assembles it. Frame header: seq 1, length 696.
  */
 static const guint8 vec_hello_header[] = {
     0x54, 0x56, 0x44, 0x46,     /* magic */
     0x01,                       /* version 1 */
     0x01,                       /* type DEVICE_HELLO */
     0x00, 0x00,                 /* flags 0 */
-    0xa0, 0x02, 0x00, 0x00,     /* length 672 */
+    0xb8, 0x02, 0x00, 0x00,     /* length 696 */
     0x01, 0x00, 0x00, 0x00,     /* seq 1 */
 };
 static const guint8 vec_hello_ints[32] = {
@@ -117,6 +118,12 @@ static const struct {
     { 352, "emulator" },                               /* tpm_type */
     { 416, "/run/tvd/vm1.swtpm" },                     /* tpm_path */
 };
+static const guint8 vec_hello_tail[24] = {
+    0x03, 0x00, 0x00, 0x00,     /* 672 resets 3 */
+    0x01, 0x00, 0x00, 0x00,     /* 676 flags RESET_UNREPORTED */
+    0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17,     /* 680 instance */
+    0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
+};
 #define VEC_DEVICE_HELLO_SEQ 1
 
 static inline void vec_device_hello_payload(guint8 out[TVD_DEVICE_HELLO_SIZE])
@@ -129,6 +136,7 @@ static inline void vec_device_hello_payload(guint8 out[TVD_DEVICE_HELLO_SIZE])
         memcpy(out + vec_hello_strings[i].off, vec_hello_strings[i].s,
                strlen(vec_hello_strings[i].s));
     }
+    memcpy(out + 672, vec_hello_tail, sizeof(vec_hello_tail));
 }
 
 static inline void vec_device_hello(struct tvd_device_hello *h)
@@ -149,6 +157,11 @@ static inline void vec_device_hello(struct tvd_device_hello *h)
     strcpy(h->tpmdev_id, "tpm0");
     strcpy(h->tpm_type, "emulator");
     strcpy(h->tpm_path, "/run/tvd/vm1.swtpm");
+    h->resets = 3;
+    h->flags = TVD_HELLO_RESET_UNREPORTED;
+    for (size_t i = 0; i < sizeof(h->instance); i++) {
+        h->instance[i] = (guint8)(0x10 + i);
+    }
 }
 
 /* ======================================================================= */

@@ -24,6 +24,10 @@ static void assert_hello_equal(const struct tvd_device_hello *a,
     g_assert_cmpuint(a->epoch, ==, b->epoch);
     g_assert_cmpuint(a->fail_mode, ==, b->fail_mode);
     g_assert_cmphex(a->status, ==, b->status);
+    g_assert_cmpuint(a->resets, ==, b->resets);
+    g_assert_cmphex(a->flags, ==, b->flags);
+    g_assert_cmpmem(a->instance, sizeof(a->instance), b->instance,
+                    sizeof(b->instance));
     g_assert_cmpmem(a->vm_id, sizeof(a->vm_id), b->vm_id, sizeof(b->vm_id));
     g_assert_cmpmem(a->name, sizeof(a->name), b->name, sizeof(b->name));
     g_assert_cmpmem(a->domain, sizeof(a->domain), b->domain,
@@ -226,7 +230,7 @@ static void check_stream_frames(TvdFrameReader *r)
                                     TVD_FRAME_DEVICE_EVENT,
                                     TVD_FRAME_SET_STATE, TVD_FRAME_AGENT };
     static const guint32 seqs[] = { 1, 2, 7, 3 };
-    static const guint32 lens[] = { 672, 16, 8,
+    static const guint32 lens[] = { 696, 16, 8,
                                     sizeof(vec_msg_credential_response) };
     guint i;
 
@@ -282,11 +286,11 @@ static void test_reader_pieces(void)
             }
             /* Never more than one partial frame buffered. */
             g_assert_cmpuint(tvd_frame_reader_buffered(r), <,
-                             TVD_FRAME_HEADER_SIZE + 672);
+                             TVD_FRAME_HEADER_SIZE + 696);
         }
         g_assert_cmpuint(frames->len, ==, 4);
         g_assert_cmpuint(g_bytes_get_size(g_ptr_array_index(frames, 0)), ==,
-                         672);
+                         696);
         g_ptr_array_unref(frames);
     }
 }
@@ -410,9 +414,9 @@ static void test_hello_reject(void)
     good[TVD_DEVICE_HELLO_SIZE] = 0;
 
     hello_fails(good, TVD_DEVICE_HELLO_SIZE - 1, TVD_FRAME_ERROR_TRUNCATED,
-                "671 bytes, expected 672");
+                "695 bytes, expected 696");
     hello_fails(good, TVD_DEVICE_HELLO_SIZE + 1, TVD_FRAME_ERROR_BAD_SIZE,
-                "673 bytes");
+                "697 bytes");
     hello_fails(good, 0, TVD_FRAME_ERROR_TRUNCATED, "0 bytes");
 
 #define MUTATE(off, val) (memcpy(b, good, sizeof(b)), b[off] = (val), b)

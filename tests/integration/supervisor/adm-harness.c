@@ -502,6 +502,7 @@ struct HarnessLink {
     GSubprocess *qemu;
     int qfd;
     GString *line;
+    char *qmp_path;             /* QMP socket, for a system reset */
     guint64 bar0;
     guint64 bar2;
     guint32 half;
@@ -632,6 +633,96 @@ static int listen_unix(const char *path, GError **error)
     return fd;
 }
 
+/* The guest's side: find the device, place its BARs, enable decoding. */
+static gboolean map_device(HarnessLink *l, GError **error)
+{
+    guint32 id = pci_cfg_read(l, 0x00);
+
+    if (id != ((guint32)TVD_PCI_DEVICE_ID << 16 | TVD_PCI_VENDOR_ID)) {
+        g_set_error(error, HARNESS_ERROR, 1, "no tvd device at 00:04.0 "
+                    "(id %08x)", id);
+        return FALSE;
+    }
+    pci_cfg_write(l, 0x10, (guint32)BAR0_ADDR);
+    pci_cfg_write(l, 0x18, (guint32)BAR2_ADDR);
+    pci_cfg_write(l, 0x1c, (guint32)(BAR2_ADDR >> 32));
+    pci_cfg_write(l, 0x04, 0x0006);     /* memory space, bus master */
+    l->bar0 = BAR0_ADDR;
+    l->bar2 = BAR2_ADDR;
+    if (harness_link_reg(l, TVD_REG_MAGIC) != TVD_MAGIC) {
+        g_set_error(error, HARNESS_ERROR, 1, "BAR0 does not decode");
+        return FALSE;
+    }
+    l->half = harness_link_reg(l, TVD_REG_MBOX_SIZE) / 2;
+    return TRUE;
+}
+
+/* One QMP command on a fresh connection; its answer must be a return. */
+static gboolean qmp_command(const char *path, const char *command,
+                            GError **error)
+{
+    g_autoptr(GSocketClient) c = g_socket_client_new();
+    g_autoptr(GSocketAddress) addr = g_unix_socket_address_new(path);
+    g_autoptr(GSocketConnection) sc = NULL;
+    g_autoptr(GDataInputStream) in = NULL;
+    GOutputStream *out;
+    const char *cmds[] = { "{\"execute\": \"qmp_capabilities\"}\n", command };
+
+    sc = g_socket_client_connect(c, G_SOCKET_CONNECTABLE(addr), NULL, error);
+    if (!sc) {
+        return FALSE;
+    }
+    in = g_data_input_stream_new(
+        g_io_stream_get_input_stream(G_IO_STREAM(sc)));
+    out = g_io_stream_get_output_stream(G_IO_STREAM(sc));
+    g_free(g_data_input_stream_read_line(in, NULL, NULL, error)); /* greeting */
+    for (guint i = 0; i < G_N_ELEMENTS(cmds); i++) {
+        if (!g_output_stream_write_all(out, cmds[i], strlen(cmds[i]), NULL,
+                                       NULL, error)) {
+            return FALSE;
+        }
+        for (;;) {
+            g_autofree char *line = g_data_input_stream_read_line(in, NULL,
+                                                                  NULL, error);
+
+            if (!line) {
+                g_prefix_error(error, "QMP %s: ", cmds[i]);
+                return FALSE;
+            }
+            if (strstr(line, "\"return\"")) {
+                break;
+            }
+            if (strstr(line, "\"error\"")) {
+                g_set_error(error, HARNESS_ERROR, 1, "QMP %s: %s", cmds[i],
+                            line);
+                return FALSE;
+            }
+        }
+    }
+    return TRUE;
+}
+
+gboolean harness_link_system_reset(HarnessLink *l, GError **error)
+{
+    gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+    g_return_val_if_fail(l->kind == LINK_QTEST, FALSE);
+    if (!qmp_command(l->qmp_path, "{\"execute\": \"system_reset\"}\n",
+                     error)) {
+        return FALSE;
+    }
+    /* The reset clears the PCI command register: then map again. */
+    while (pci_cfg_read(l, 0x04) & 0x0002) {
+        if (g_get_monotonic_time() > end) {
+            g_set_error(error, HARNESS_ERROR, 1, "the system reset did not "
+                        "happen within 10 s");
+            return FALSE;
+        }
+        g_usleep(10 * 1000);
+    }
+    return map_device(l, error);
+}
+
 HarnessLink *harness_qtest_link_new(const char *qemu, const char *dir,
                                     const char *adopt_socket,
                                     const char *name, const char *domain,
@@ -644,12 +735,14 @@ HarnessLink *harness_qtest_link_new(const char *qemu, const char *dir,
                                            "reconnect-ms=100", adopt_socket);
     g_autofree char *dev = NULL;
     g_autofree char *log = g_strdup_printf("%s/qemu-%s.log", dir, name);
+    g_autofree char *qmp = NULL;
     g_autoptr(GSubprocessLauncher) launcher = NULL;
     struct pollfd pfd;
     int lfd;
-    guint32 id;
 
     l->kind = LINK_QTEST;
+    l->qmp_path = g_strdup_printf("%s/qmp-%s.sock", dir, name);
+    qmp = g_strdup_printf("unix:%s,server=on,wait=off", l->qmp_path);
     l->qfd = -1;
     l->fd = -1;
     l->line = g_string_new(NULL);
@@ -671,7 +764,7 @@ HarnessLink *harness_qtest_link_new(const char *qemu, const char *dir,
         const char *argv[] = {
             qemu, "-machine", "pc", "-accel", "qtest", "-qtest", qarg,
             "-display", "none", "-nodefaults", "-name", name,
-            "-chardev", chr, "-netdev", "user,id=n0",
+            "-qmp", qmp, "-chardev", chr, "-netdev", "user,id=n0",
             "-device", "e1000,netdev=n0,romfile=,addr=05.0", "-device", dev,
             NULL,
         };
@@ -697,24 +790,9 @@ HarnessLink *harness_qtest_link_new(const char *qemu, const char *dir,
         g_set_error(error, HARNESS_ERROR, 1, "accept: %s", g_strerror(errno));
         return NULL;
     }
-    /* The guest's side: find the device, place its BARs, enable decoding. */
-    id = pci_cfg_read(l, 0x00);
-    if (id != ((guint32)TVD_PCI_DEVICE_ID << 16 | TVD_PCI_VENDOR_ID)) {
-        g_set_error(error, HARNESS_ERROR, 1, "no tvd device at 00:04.0 "
-                    "(id %08x)", id);
+    if (!map_device(l, error)) {
         return NULL;
     }
-    pci_cfg_write(l, 0x10, (guint32)BAR0_ADDR);
-    pci_cfg_write(l, 0x18, (guint32)BAR2_ADDR);
-    pci_cfg_write(l, 0x1c, (guint32)(BAR2_ADDR >> 32));
-    pci_cfg_write(l, 0x04, 0x0006);     /* memory space, bus master */
-    l->bar0 = BAR0_ADDR;
-    l->bar2 = BAR2_ADDR;
-    if (harness_link_reg(l, TVD_REG_MAGIC) != TVD_MAGIC) {
-        g_set_error(error, HARNESS_ERROR, 1, "BAR0 does not decode");
-        return NULL;
-    }
-    l->half = harness_link_reg(l, TVD_REG_MBOX_SIZE) / 2;
     return g_steal_pointer(&l);
 }
 
@@ -938,6 +1016,7 @@ void harness_link_free(HarnessLink *l)
     if (l->line) {
         g_string_free(l->line, TRUE);
     }
+    g_free(l->qmp_path);
     g_queue_clear_full(&l->in, (GDestroyNotify)g_bytes_unref);
     g_free(l);
 }

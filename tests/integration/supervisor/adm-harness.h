@@ -134,6 +134,11 @@ GBytes *harness_link_recv(HarnessLink *l, guint timeout_ms, GError **error);
 gboolean harness_link_recv_msg(HarnessLink *l, guint16 type, TvdMsg *msg,
                                GBytes **payload, guint timeout_ms,
                                GError **error);
+/*
+ * qtest links: a guest reset (QMP system_reset), then the device mapped
+ * again as before.
+ */
+gboolean harness_link_system_reset(HarnessLink *l, GError **error);
 /* qtest links: a device register (TVD_REG_*); 0 for fake links. */
 guint32 harness_link_reg(HarnessLink *l, guint32 reg);
 

@@ -646,6 +646,112 @@ static void test_hello_does_not_postpone(Fixture *f, gconstpointer data)
     g_assert_true(harness_wait(link_down_confirmed, f, 30000));
 }
 
+static gboolean disconnected(gpointer data)
+{
+    Fixture *f = data;
+
+    return vm_of(f) && !tvd_vm_connected(vm_of(f));
+}
+
+static gboolean left_admitted(gpointer data)
+{
+    Fixture *f = data;
+
+    return vm_of(f) && tvd_vm_state(vm_of(f)) != TVD_STATE_ADMITTED;
+}
+
+/*
+ * Attack: the VM's QEMU is replaced by another process under the same name
+ * (an adopted VM). The new device's hello must not get the stored ADMITTED:
+ * PENDING with cause new-qemu-process, link down, until fresh evidence.
+ */
+static void test_new_qemu_process(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (!f->sup) {
+        return;
+    }
+    admit_good(f);
+    g_clear_pointer(&f->link, harness_link_free);
+    g_assert_true(harness_wait(disconnected, f, 30000));
+    f->link = harness_qtest_link_new(qemu_binary(), f->dir,
+                                     tvd_supervisor_config(f->sup)->adopt_socket,
+                                     VM, DOMAIN, 0, &err);
+    g_assert_no_error(err);
+    g_assert_true(harness_wait(adopted, f, 30000));
+    g_assert_cmpint(tvd_vm_state(vm_of(f)), ==, TVD_STATE_PENDING);
+    g_assert_cmpstr(tvd_cause_name(tvd_vm_cause(vm_of(f))), ==,
+                    "new-qemu-process");
+    g_assert_true(harness_wait(link_down_confirmed, f, 30000));
+    g_assert_false(harness_link_reg(f->link, TVD_REG_STATUS) &
+                   TVD_STATUS_LINK_UP);
+    /* Fresh evidence admits it again. */
+    admit_good(f);
+}
+
+/*
+ * Attack: the guest is reset while the supervisor is away (the device can
+ * send no RESET event then). The device latches it and says so in its next
+ * hello: PENDING with cause guest-reset, link down.
+ */
+static void test_reset_while_away(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (!f->sup) {
+        return;
+    }
+    admit_good(f);
+    g_clear_pointer(&f->sup, tvd_supervisor_free);
+    g_assert_true(harness_link_system_reset(f->link, &err));
+    g_assert_no_error(err);
+    f->sup = harness_supervisor_restart(f->dir, &err);
+    g_assert_no_error(err);
+    g_assert_true(harness_wait(adopted, f, 30000));
+    g_assert_cmpint(tvd_vm_state(vm_of(f)), ==, TVD_STATE_PENDING);
+    g_assert_cmpstr(tvd_cause_name(tvd_vm_cause(vm_of(f))), ==,
+                    "guest-reset");
+    g_assert_true(harness_wait(link_down_confirmed, f, 30000));
+    admit_good(f);
+}
+
+/*
+ * A supervisor restart keeps a member ADMITTED (no flap: its device gets
+ * the state back, link up), but its deadline keeps running from its last
+ * verified evidence: without new evidence it is quarantined by
+ * last_verified + interval + deadline, not that long after the restart.
+ */
+static void test_restart_deadline_runs(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    gint64 admitted;
+    gint64 took;
+
+    if (!f->sup) {
+        return;
+    }
+    admit_good(f);
+    admitted = g_get_monotonic_time();
+    g_clear_pointer(&f->sup, tvd_supervisor_free);
+    g_usleep(G_USEC_PER_SEC);
+    f->sup = harness_supervisor_restart(f->dir, &err);
+    g_assert_no_error(err);
+    if (g_get_monotonic_time() - admitted < 4 * G_USEC_PER_SEC) {
+        g_assert_cmpint(tvd_vm_state(vm_of(f)), ==, TVD_STATE_ADMITTED);
+        g_assert_true(harness_wait(adopted, f, 30000));
+    }
+    g_assert_true(harness_wait(left_admitted, f, 30000));
+    took = g_get_monotonic_time() - admitted;
+    g_test_message("quarantined %.1f s after the last verified evidence",
+                   took / 1e6);
+    g_assert_cmpint(tvd_vm_state(vm_of(f)), ==, TVD_STATE_QUARANTINED);
+    g_assert_cmpstr(tvd_cause_name(tvd_vm_cause(vm_of(f))), ==,
+                    "deadline-missed");
+    g_assert_cmpint(took, <=, (1 + 5 + 3) * G_USEC_PER_SEC);
+    g_assert_true(harness_wait(link_down_confirmed, f, 30000));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -667,6 +773,9 @@ int main(int argc, char **argv)
     ADD("fake-device-oversize", test_fake_device_oversize);
     ADD_I("restart-mid-admission", "1s", test_restart_mid_admission);
     ADD_I("hello-does-not-postpone", "1s/3s", test_hello_does_not_postpone);
+    ADD("new-qemu-process", test_new_qemu_process);
+    ADD("reset-while-away", test_reset_while_away);
+    ADD_I("restart-deadline-runs", "1s/5s", test_restart_deadline_runs);
 #undef ADD
 #undef ADD_I
     return g_test_run();
