@@ -7,6 +7,8 @@
  *   tvd-policy-tool sign --key PRIVATE.pem [--output SIG] POLICY.json
  *   tvd-policy-tool verify --trust DIR [--signature SIG] [--json] POLICY.json
  *   tvd-policy-tool check [--json] POLICY.json
+ *   tvd-policy-tool draft --name NAME --id ID (--manifest FILE | --root DIR)
+ *                         [--subnet CIDR] [--role ROLE] [--output FILE]
  *
  * Exit codes: 0 success, 1 the policy or signature is invalid, 2 usage,
  * 3 a file or key could not be used.
@@ -21,6 +23,7 @@
 #include <json-glib/json-glib.h>
 
 #include "policy.h"
+#include "policy-draft.h"
 
 enum {
     EXIT_OK = 0,
@@ -301,6 +304,83 @@ static int cmd_check(int argc, char **argv)
     return EXIT_OK;
 }
 
+static int cmd_draft(int argc, char **argv)
+{
+    g_autofree char *name = NULL, *manifest = NULL, *root = NULL;
+    g_autofree char *subnet = NULL, *role = NULL, *output = NULL;
+    g_autofree char *text = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GHashTable) digests = NULL;
+    g_autoptr(TvdPolicy) policy = NULL;
+    gint id = 0;
+    guint skipped = 0;
+    GOptionEntry entries[] = {
+        { "name", 'n', 0, G_OPTION_ARG_STRING, &name, "the domain's name", "NAME" },
+        { "id", 'i', 0, G_OPTION_ARG_INT, &id, "the domain's id (1..16777215)", "ID" },
+        { "manifest", 'm', 0, G_OPTION_ARG_FILENAME, &manifest,
+          "digests from an image manifest (lines \"SHA256  /PATH\")", "FILE" },
+        { "root", 'r', 0, G_OPTION_ARG_FILENAME, &root,
+          "digests of every regular file under DIR, the image's root", "DIR" },
+        { "subnet", 0, 0, G_OPTION_ARG_STRING, &subnet,
+          "network.subnet (default 10.(ID/256).(ID%256).0/24)", "CIDR" },
+        { "role", 0, 0, G_OPTION_ARG_STRING, &role,
+          "the one role and default_role (default member)", "ROLE" },
+        { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
+          "write the draft here, never over an existing file (default stdout)", "FILE" },
+        G_OPTION_ENTRY_NULL
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("");
+    TvdDraftOptions opts = { 0 };
+
+    g_option_context_set_summary(ctx, "Draft an unsigned policy for an image: review it, "
+                                      "then sign it.");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+        return usage_error(ctx, error->message);
+    }
+    if (argc != 1 || !name || id <= 0 || !manifest == !root) {
+        return usage_error(ctx, "draft needs --name, --id and one of --manifest or --root");
+    }
+    digests = manifest ? tvd_draft_digests_from_manifest(manifest, &error)
+                       : tvd_draft_digests_from_tree(root, &error);
+    if (!digests) {
+        return fail_with(error);
+    }
+    opts.name = name;
+    opts.id = (guint)id;
+    opts.subnet = subnet;
+    opts.role = role ? role : "member";
+    opts.source = manifest ? manifest : root;
+    text = tvd_draft_policy(digests, &opts, &skipped, &error);
+    if (!text) {
+        return fail_with(error);
+    }
+    /* The draft must parse: a bad --name, --id, --subnet or --role is
+     * reported now, against the options, not when it is signed. */
+    policy = tvd_policy_parse(text, strlen(text), "the draft", NULL, &error);
+    if (!policy) {
+        return fail_with(error);
+    }
+    if (output) {
+        g_autoptr(GFile) file = g_file_new_for_path(output);
+        g_autoptr(GFileOutputStream) out = g_file_create(file, G_FILE_CREATE_NONE, NULL,
+                                                         &error);
+
+        if (!out || !g_output_stream_write_all(G_OUTPUT_STREAM(out), text, strlen(text),
+                                               NULL, NULL, &error) ||
+            !g_output_stream_close(G_OUTPUT_STREAM(out), NULL, &error)) {
+            g_printerr("tvd-policy-tool: %s: %s\n", output, error->message);
+            return EXIT_IO;
+        }
+    } else {
+        g_print("%s", text);
+    }
+    g_printerr("tvd-policy-tool: drafted domain %s: %u reference digests, %u paths left "
+               "out under the excludes; unsigned: review it, then sign it\n", name,
+               tvd_policy_data(policy)->n_references, skipped);
+    return EXIT_OK;
+}
+
 static const struct {
     const char *name;
     int (*fn)(int argc, char **argv);
@@ -311,6 +391,7 @@ static const struct {
     { "sign", cmd_sign, "check a policy and write its detached signature" },
     { "verify", cmd_verify, "verify a signature against a trust store, then check" },
     { "check", cmd_check, "parse and check a policy, print its digests" },
+    { "draft", cmd_draft, "draft an unsigned policy from an image manifest or tree" },
 };
 
 static int usage(void)

@@ -6,6 +6,7 @@
  */
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 
@@ -102,6 +103,160 @@ static void test_flow(void)
     g_assert_cmpint(tool(NULL, "sign", "blue.json", NULL), ==, 2);
 }
 
+/* Removes @path and everything under it (the draft test's image tree). */
+static void remove_tree(const char *path)
+{
+    g_autoptr(GDir) d = g_dir_open(path, 0, NULL);
+    const char *name;
+
+    while (d && (name = g_dir_read_name(d))) {
+        g_autofree char *child = g_build_filename(path, name, NULL);
+
+        if (g_file_test(child, G_FILE_TEST_IS_DIR) &&
+            !g_file_test(child, G_FILE_TEST_IS_SYMLINK)) {
+            remove_tree(child);
+        } else {
+            g_unlink(child);
+        }
+    }
+    g_rmdir(path);
+}
+
+static void put(const char *root, const char *path, const char *text)
+{
+    g_autofree char *full = g_build_filename(root, path, NULL);
+    g_autofree char *parent = g_path_get_dirname(full);
+
+    g_assert_cmpint(g_mkdir_with_parents(parent, 0755), ==, 0);
+    g_assert_true(g_file_set_contents(full, text, -1, NULL));
+}
+
+/* The reference of @path in @p, or NULL. */
+static const TvdPolicyReference *reference(const TvdPolicy *p, const char *path)
+{
+    const TvdPolicyData *d = tvd_policy_data(p);
+
+    for (guint i = 0; i < d->n_references; i++) {
+        if (strcmp(d->references[i].path, path) == 0) {
+            return &d->references[i];
+        }
+    }
+    return NULL;
+}
+
+/*
+ * draft: a policy for an image from its tree or its manifest: a reference
+ * per file with the file's SHA-256, nothing under the run-time excludes
+ * (the agent's boot_id is excluded), the agent required, unsigned but
+ * signable; the errors of bad input.
+ */
+static void test_draft(void)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *work = g_dir_make_tmp("tvd-policy-draft-XXXXXX", &error);
+    g_autofree char *img = g_build_filename(work, "img", NULL);
+    g_autofree char *link = g_build_filename(img, "bin", "sh", NULL);
+    g_autofree char *bin = g_build_filename(img, "bin", NULL);
+    g_autofree char *drafted = g_build_filename(work, "web.json", NULL);
+    g_autofree char *manifest = g_build_filename(work, "manifest", NULL);
+    g_autofree char *agent_sha = g_compute_checksum_for_string(G_CHECKSUM_SHA256,
+                                                               "agent-bytes", -1);
+    g_autofree char *conf_sha = g_compute_checksum_for_string(G_CHECKSUM_SHA256, "x=1\n",
+                                                              -1);
+    g_autofree char *out = NULL, *before = NULL, *after = NULL, *mtext = NULL;
+    g_autoptr(TvdPolicy) p = NULL;
+    g_autoptr(TvdPolicy) from_manifest = NULL;
+    const TvdPolicyReference *ref;
+    const TvdPolicyData *d;
+    gboolean boot_id_excluded = FALSE;
+
+    g_assert_no_error(error);
+    put(img, "usr/bin/tvd-agent", "agent-bytes");
+    put(img, "etc/app.conf", "x=1\n");
+    put(img, "run/app.pid", "1\n");
+    put(img, "proc/sys/kernel/random/boot_id", "a-boot\n");
+    g_assert_cmpint(g_mkdir_with_parents(bin, 0755), ==, 0);
+    g_assert_cmpint(symlink("../usr/bin/tvd-agent", link), ==, 0);
+
+    g_assert_cmpint(tool(NULL, "draft", "--name", "web", "--id", "300", "--root", img,
+                         "--output", drafted, NULL), ==, 0);
+    p = tvd_policy_load_file(drafted, NULL, &error);
+    g_assert_no_error(error);
+    d = tvd_policy_data(p);
+    g_assert_cmpstr(d->name, ==, "web");
+    g_assert_cmpuint(d->id, ==, 300);
+    /* Two files; the link, /run and /proc are not references. */
+    g_assert_cmpuint(d->n_references, ==, 2);
+    ref = reference(p, "/usr/bin/tvd-agent");
+    g_assert_nonnull(ref);
+    g_assert_true(ref->required);
+    g_assert_cmpuint(ref->n_digests, ==, 1);
+    {
+        g_autofree char *hex = g_malloc0(65);
+
+        for (int i = 0; i < 32; i++) {
+            g_snprintf(hex + 2 * i, 3, "%02x", ref->digests[0][i]);
+        }
+        g_assert_cmpstr(hex, ==, agent_sha);
+    }
+    ref = reference(p, "/etc/app.conf");
+    g_assert_nonnull(ref);
+    g_assert_false(ref->required);
+    g_assert_null(reference(p, "/bin/sh"));
+    for (guint i = 0; i < d->n_excludes; i++) {
+        boot_id_excluded |= tvd_policy_glob_match(d->excludes[i],
+                                                  "/proc/sys/kernel/random/boot_id");
+    }
+    g_assert_true(boot_id_excluded);
+    g_assert_false(d->unlisted_allowed);
+    /* Unsigned, and signable as it is. */
+    g_assert_false(g_file_test(in_dir("web.json.sig"), G_FILE_TEST_EXISTS));
+    g_assert_cmpint(tool(NULL, "keygen", "draft.key", "draft.pem", NULL), ==, 0);
+    g_assert_cmpint(tool(NULL, "sign", "--key", "draft.key", drafted, NULL), ==, 0);
+
+    /* Never over an existing file. */
+    g_assert_true(g_file_get_contents(drafted, &before, NULL, NULL));
+    g_assert_cmpint(tool(NULL, "draft", "--name", "web", "--id", "301", "--root", img,
+                         "--output", drafted, NULL), ==, 3);
+    g_assert_true(g_file_get_contents(drafted, &after, NULL, NULL));
+    g_assert_cmpstr(before, ==, after);
+
+    /* A manifest as build-guest-image writes it: the digest lines count,
+     * the rest is ignored; the same references as the tree. */
+    mtext = g_strdup_printf("variant: plain\nfiles:\n  /etc/app.conf\n"
+                            "  /usr/bin/tvd-agent <- /build/tvd-agent\n"
+                            "sha256 (every regular file of the image):\n"
+                            "  %s  /etc/app.conf\n  %s  /usr/bin/tvd-agent\n"
+                            "  %s  /run/app.pid\n", conf_sha, agent_sha, conf_sha);
+    g_assert_true(g_file_set_contents(manifest, mtext, -1, NULL));
+    g_assert_cmpint(tool(&out, "draft", "--name", "web", "--id", "300", "--manifest",
+                         manifest, NULL), ==, 0);
+    from_manifest = tvd_policy_parse(out, strlen(out), "stdout", NULL, &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(tvd_policy_get_membership_digest(from_manifest), ==,
+                    tvd_policy_get_membership_digest(p));
+
+    /* Bad input: no digests, a path with two digests, both sources, a
+     * domain name the format refuses (the draft must parse). */
+    g_assert_true(g_file_set_contents(manifest, "files:\n  /init\n", -1, NULL));
+    g_assert_cmpint(tool(NULL, "draft", "--name", "web", "--id", "300", "--manifest",
+                         manifest, NULL), ==, 1);
+    g_free(mtext);
+    mtext = g_strdup_printf("%s  /a\n%s  /a\n", conf_sha, agent_sha);
+    g_assert_true(g_file_set_contents(manifest, mtext, -1, NULL));
+    g_assert_cmpint(tool(NULL, "draft", "--name", "web", "--id", "300", "--manifest",
+                         manifest, NULL), ==, 1);
+    g_assert_cmpint(tool(NULL, "draft", "--name", "web", "--id", "300", "--manifest",
+                         manifest, "--root", img, NULL), ==, 2);
+    g_assert_cmpint(tool(NULL, "draft", "--name", "Web_1", "--id", "300", "--root", img,
+                         NULL), ==, 1);
+    g_assert_cmpint(tool(NULL, "draft", "--id", "300", "--root", img, NULL), ==, 2);
+
+    remove_tree(work);
+    g_unlink(in_dir("draft.key"));
+    g_unlink(in_dir("draft.pem"));
+}
+
 int main(int argc, char **argv)
 {
     g_autoptr(GError) error = NULL;
@@ -112,6 +267,7 @@ int main(int argc, char **argv)
     dir = g_dir_make_tmp("tvd-policy-tool-XXXXXX", &error);
     g_assert_no_error(error);
     g_test_add_func("/policy/tool/flow", test_flow);
+    g_test_add_func("/policy/tool/draft", test_draft);
     rc = g_test_run();
     {
         const char *names[] = { "admin.key", "x.pem", "blue.json", "blue.json.sig",
