@@ -9,11 +9,10 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
-#include <tss2/tss2_mu.h>
 
 #include "message.h"
+#include "round.h"
 
-#define IMA_PCR             10u
 #define SECRET_LEN          32u
 /* Before a policy says otherwise, the first evidence must come this fast. */
 #define FIRST_DEADLINE_MS   30000u
@@ -103,11 +102,6 @@ typedef struct {
 /* Bounds what a guest can make us buffer before a verdict. */
 #define ROUND_BYTES_MAX     (64u * 1024 * 1024)
 
-typedef struct {
-    char *path;
-    guint8 sha256[32];
-} Measurement;
-
 struct TvdAdmission {
     const TvdAdmissionHost *host;
     void *vm;
@@ -123,18 +117,18 @@ struct TvdAdmission {
     gboolean ak_bound;              /* ActivateCredential answered right */
     guint8 secret[SECRET_LEN];
 
-    /* the round in progress */
-    guint8 nonce[TVD_NONCE_LEN];
-    guint32 select;
+    /* the round in progress: its request and what came in answer */
+    TvdRoundRequest req;
     TvdMsgEvidence evidence;
     gboolean have_evidence;
-    GPtrArray *chunk_entries[3];    /* by TvdLogKind: GBytes, chunks after evidence */
-    gboolean chunk_more[3];
+    /* by TvdLogKind: GBytes, chunks after evidence */
+    GPtrArray *chunk_entries[TVD_ROUND_LOG_KINDS];
+    gboolean chunk_more[TVD_ROUND_LOG_KINDS];
     gint64 round_start_us;
 
-    /* what has been verified so far */
-    TvdImaReplay *replay[3];        /* by TvdLogKind */
-    GArray *measurements;           /* Measurement, log order */
+    /* what the binding's rounds have proven (log replays, measurements,
+     * the TPM's clock): kept between rounds, dropped with the binding */
+    TvdRoundState *round_state;
 
     gsize round_bytes;              /* log entry bytes buffered this round */
 
@@ -170,11 +164,6 @@ guint tvd_admission_deadline_ms(TvdAdmission *adm)
     return p ? tvd_policy_data(p)->deadline_ms : adm->shared->default_deadline_ms;
 }
 
-static void measurement_clear(gpointer data)
-{
-    g_free(((Measurement *)data)->path);
-}
-
 static void cancel_timers(TvdAdmission *adm)
 {
     g_clear_handle_id(&adm->deadline_id, g_source_remove);
@@ -202,10 +191,7 @@ static void unbind(TvdAdmission *adm)
     g_clear_pointer(&adm->ek, tvd_tpm_public_free);
     g_clear_pointer(&adm->ak, tvd_ak_key_free);
     adm->ak_bound = FALSE;
-    for (guint k = 0; k < G_N_ELEMENTS(adm->replay); k++) {
-        g_clear_pointer(&adm->replay[k], tvd_ima_replay_free);
-    }
-    g_array_set_size(adm->measurements, 0);
+    g_clear_pointer(&adm->round_state, tvd_round_state_free);
     OPENSSL_cleanse(adm->secret, sizeof(adm->secret));
     adm->phase = PHASE_WAIT_HELLO;
 }
@@ -270,29 +256,30 @@ static void schedule_next_round(TvdAdmission *adm)
     adm->interval_id = g_timeout_add(tvd_admission_interval_ms(adm), on_interval, adm);
 }
 
-/*
- * A failed round: the policy's action, with the cause and its detail.
- * Quarantined VMs keep being attested (they come back when they comply);
- * revoked ones not.
- */
-static void fail_verdict(TvdAdmission *adm, TvdCause cause,
-                         const char *detail)
+/* The state a failure leads to: the policy's on_failure action. */
+static enum tvd_state failure_state(TvdAdmission *adm, gboolean *stop)
 {
     TvdPolicy *p = adm_policy(adm);
     TvdPolicyOnFailure action = p ? tvd_policy_data(p)->on_failure
                                   : TVD_POLICY_ON_FAILURE_QUARANTINE;
-    enum tvd_state state = action == TVD_POLICY_ON_FAILURE_REVOKE
-                           ? TVD_STATE_REVOKED : TVD_STATE_QUARANTINED;
-    TvdVerdict v;
 
-    tvd_verdict_set(&v, state, cause, "%s", detail);
+    *stop = action == TVD_POLICY_ON_FAILURE_STOP;
+    return action == TVD_POLICY_ON_FAILURE_REVOKE ? TVD_STATE_REVOKED
+                                                  : TVD_STATE_QUARANTINED;
+}
+
+/*
+ * A failed round: @v (its state the policy's action). Quarantined VMs keep
+ * being attested (they come back when they comply); revoked ones not.
+ */
+static void fail_with(TvdAdmission *adm, const TvdVerdict *v, gboolean stop)
+{
     adm->stats.failures++;
     g_clear_handle_id(&adm->deadline_id, g_source_remove);
     clear_round(adm);
-    adm->host->verdict(adm->vm, &v, FALSE,
-                       action == TVD_POLICY_ON_FAILURE_STOP);
-    send_membership(adm, &v);
-    if (adm->ak_bound && state != TVD_STATE_REVOKED) {
+    adm->host->verdict(adm->vm, v, FALSE, stop);
+    send_membership(adm, v);
+    if (adm->ak_bound && v->state != TVD_STATE_REVOKED) {
         adm->phase = PHASE_BOUND;
         schedule_next_round(adm);
     } else {
@@ -300,17 +287,28 @@ static void fail_verdict(TvdAdmission *adm, TvdCause cause,
     }
 }
 
+/* A failure whose detail is already escaped (an event's verdict). */
+static void fail_verdict(TvdAdmission *adm, const TvdVerdict *failure)
+{
+    TvdVerdict v = *failure;
+    gboolean stop;
+
+    v.state = failure_state(adm, &stop);
+    fail_with(adm, &v, stop);
+}
+
 static void fail(TvdAdmission *adm, TvdCause cause, const char *fmt, ...)
     G_GNUC_PRINTF(3, 4);
 static void fail(TvdAdmission *adm, TvdCause cause, const char *fmt, ...)
 {
-    g_autofree char *detail = NULL;
+    TvdVerdict v;
+    gboolean stop;
     va_list ap;
 
     va_start(ap, fmt);
-    detail = g_strdup_vprintf(fmt, ap);
+    tvd_verdict_setv(&v, failure_state(adm, &stop), cause, fmt, ap);
     va_end(ap);
-    fail_verdict(adm, cause, detail);
+    fail_with(adm, &v, stop);
 }
 
 /* A verifier error (TVD_VERIFY_ERROR) as a failed round. */
@@ -505,33 +503,18 @@ static void on_credential_response(TvdAdmission *adm,
     }
     OPENSSL_cleanse(adm->secret, sizeof(adm->secret));
     adm->ak_bound = TRUE;
+    g_clear_pointer(&adm->round_state, tvd_round_state_free);
+    adm->round_state = tvd_round_state_new();
     adm->phase = PHASE_BOUND;
     start_round(adm);
 }
 
 /* ---- attestation rounds ------------------------------------------------------- */
 
-static guint32 pcr_selection(TvdAdmission *adm)
-{
-    TvdPolicy *p = adm_policy(adm);
-    guint32 sel = p ? tvd_policy_data(p)->pcr_mask : 0;
-
-    if (adm->caps & TVD_CAP_IMA) {
-        sel |= 1u << IMA_PCR;
-    }
-    if ((adm->caps & TVD_CAP_AGENT_LIST) && adm->agent_pcr < 24) {
-        sel |= 1u << adm->agent_pcr;
-    }
-    /* A quote over nothing proves nothing: at least the agent's PCR. */
-    return sel ? sel : 1u << (p ? tvd_policy_data(p)->measurement_pcr
-                                : TVD_POLICY_MEASUREMENT_PCR_DEFAULT);
-}
-
-static guint64 log_offset(TvdAdmission *adm, TvdLogKind kind)
-{
-    return adm->replay[kind] ? tvd_ima_replay_count(adm->replay[kind]) : 0;
-}
-
+/*
+ * A round: the request (nonce, and the PCRs and logs the policy requires,
+ * from the offsets the binding has proven) is the round verifier's to make.
+ */
 static void start_round(TvdAdmission *adm)
 {
     g_autoptr(GError) err = NULL;
@@ -541,18 +524,14 @@ static void start_round(TvdAdmission *adm)
         adm->host->state(adm->vm) == TVD_STATE_REVOKED) {
         return;
     }
-    if (!tvd_nonce_store_issue(adm->shared->nonces, adm->host->name(adm->vm),
-                               adm->nonce, &err)) {
-        g_warning("%s: no nonce: %s", adm->host->name(adm->vm), err->message);
+    if (!tvd_round_request_new(&adm->req, adm->round_state, adm_policy(adm),
+                               adm->caps, adm->shared->nonces,
+                               adm->host->name(adm->vm), &err)) {
+        g_warning("%s: no round: %s", adm->host->name(adm->vm), err->message);
         schedule_next_round(adm);
         return;
     }
-    adm->select = pcr_selection(adm);
-    memcpy(msg.u.attest_request.nonce, adm->nonce, sizeof(adm->nonce));
-    msg.u.attest_request.pcr_bank = TVD_TPM_ALG_SHA256;
-    msg.u.attest_request.pcr_select = adm->select;
-    msg.u.attest_request.ima_offset = log_offset(adm, TVD_LOG_IMA_NG);
-    msg.u.attest_request.agent_offset = log_offset(adm, TVD_LOG_AGENT_LIST);
+    tvd_round_request_to_msg(&adm->req, &msg.u.attest_request);
     adm->phase = PHASE_WAIT_EVIDENCE;
     adm->round_start_us = g_get_monotonic_time();
     send_msg(adm, &msg);
@@ -561,240 +540,39 @@ static void start_round(TvdAdmission *adm)
                                               FIRST_DEADLINE_MS));
 }
 
-/* Entries of one kind: the evidence's chunk, then the LOG_CHUNKs after it. */
-static GPtrArray *entries_of(TvdAdmission *adm, TvdLogKind kind,
-                             guint64 *offset)
-{
-    GPtrArray *all = g_ptr_array_new_with_free_func(
-        (GDestroyNotify)g_bytes_unref);
-
-    *offset = log_offset(adm, kind);
-    for (guint i = 0; i < adm->evidence.n_logs; i++) {
-        TvdMsgLogChunk *c = &adm->evidence.logs[i];
-
-        if (c->kind == kind) {
-            *offset = c->offset;
-            for (guint j = 0; c->entries && j < c->entries->len; j++) {
-                g_ptr_array_add(all, g_bytes_ref(c->entries->pdata[j]));
-            }
-        }
-    }
-    if (adm->chunk_entries[kind]) {
-        for (guint j = 0; j < adm->chunk_entries[kind]->len; j++) {
-            g_ptr_array_add(all, g_bytes_ref(adm->chunk_entries[kind]->pdata[j]));
-        }
-    }
-    return all;
-}
-
-/* Value of PCR @index in the evidence, or NULL. */
-static const guint8 *evidence_pcr(TvdMsgEvidence *ev, guint index)
-{
-    for (guint i = 0; i < ev->n_pcrs; i++) {
-        if (ev->pcrs[i].index == index) {
-            return g_bytes_get_data(ev->pcrs[i].digest, NULL);
-        }
-    }
-    return NULL;
-}
-
-/* Replays one log against its quoted PCR; adds what it proves. */
-static gboolean replay_log(TvdAdmission *adm, TvdLogKind kind, guint pcr,
-                           GError **error)
-{
-    g_autoptr(GPtrArray) raw = NULL;
-    g_autoptr(GPtrArray) parsed = g_ptr_array_new_with_free_func(
-        (GDestroyNotify)tvd_ima_entry_free);
-    TvdImaLimits limits = TVD_IMA_LIMITS_DEFAULT;
-    const guint8 *quoted = evidence_pcr(&adm->evidence, pcr);
-    guint64 offset;
-    guint used = 0;
-
-    if (!quoted) {
-        g_set_error(error, TVD_VERIFY_ERROR, TVD_VERIFY_ERROR_PCR_VALUES,
-                    "PCR %u of the %s log was not quoted", pcr,
-                    kind == TVD_LOG_IMA_NG ? "IMA" : "agent");
-        return FALSE;
-    }
-    if (!adm->replay[kind]) {
-        adm->replay[kind] = tvd_ima_replay_new(TPM2_ALG_SHA256, pcr, error);
-        if (!adm->replay[kind]) {
-            return FALSE;
-        }
-    }
-    raw = entries_of(adm, kind, &offset);
-    for (guint i = 0; i < raw->len; i++) {
-        gsize len;
-        const guint8 *d = g_bytes_get_data(raw->pdata[i], &len);
-        TvdImaEntry *e = tvd_ima_entry_parse(d, len, &limits, error);
-
-        if (!e) {
-            g_prefix_error(error, "%s log entry %" G_GUINT64_FORMAT ": ",
-                           kind == TVD_LOG_IMA_NG ? "IMA" : "agent",
-                           offset + i);
-            return FALSE;
-        }
-        g_ptr_array_add(parsed, e);
-    }
-    if (!tvd_ima_replay_match(adm->replay[kind], offset, parsed, quoted, 32,
-                              &used, error)) {
-        return FALSE;
-    }
-    for (guint i = 0; i < used; i++) {
-        TvdImaEntry *e = parsed->pdata[i];
-        Measurement m = { 0 };
-
-        /* boot_aggregate and violations carry no file to judge. */
-        if (e->violation || !e->path || !g_strcmp0(e->path, "boot_aggregate")) {
-            continue;
-        }
-        if (g_strcmp0(e->digest_alg, "sha256") || e->digest_len != 32) {
-            g_set_error(error, TVD_VERIFY_ERROR, TVD_VERIFY_ERROR_UNSUPPORTED,
-                        "%s is measured with %s, the policy needs sha256 "
-                        "(boot the guest with ima_hash=sha256)", e->path,
-                        e->digest_alg[0] ? e->digest_alg : "sha1");
-            return FALSE;
-        }
-        m.path = g_strdup(e->path);
-        memcpy(m.sha256, e->digest, 32);
-        g_array_append_val(adm->measurements, m);
-    }
-    return TRUE;
-}
-
-/* The qualifying data of a quote whose signature has been verified. */
-static gboolean quoted_nonce(GBytes *attest, guint8 out[TVD_NONCE_LEN])
-{
-    TPMS_ATTEST a = { 0 };
-    size_t off = 0;
-    gsize len;
-    const guint8 *d = g_bytes_get_data(attest, &len);
-
-    if (Tss2_MU_TPMS_ATTEST_Unmarshal(d, len, &off, &a) != TSS2_RC_SUCCESS ||
-        a.extraData.size != TVD_NONCE_LEN) {
-        return FALSE;
-    }
-    memcpy(out, a.extraData.buffer, TVD_NONCE_LEN);
-    return TRUE;
-}
-
-/* The policy's violations map onto the POLICY causes in order. */
-G_STATIC_ASSERT(TVD_CAUSE_POLICY_BAD_PATH - TVD_CAUSE_POLICY_AGENT_VERSION ==
-                TVD_POLICY_V_BAD_PATH - TVD_POLICY_V_AGENT_VERSION);
-static TvdCause cause_of_violation(TvdPolicyViolation v)
-{
-    if (v < TVD_POLICY_V_AGENT_VERSION || v > TVD_POLICY_V_BAD_PATH) {
-        return TVD_CAUSE_POLICY_UNKNOWN_DIGEST;
-    }
-    return TVD_CAUSE_POLICY_AGENT_VERSION + (v - TVD_POLICY_V_AGENT_VERSION);
-}
-
+/* The evidence and its log chunks are in: the round verifier judges. */
 static void verify_round(TvdAdmission *adm)
 {
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GByteArray) values = g_byte_array_new();
-    TvdQuoteExpect expect = { 0 };
-    TvdPolicy *policy = adm_policy(adm);
-    g_auto(TvdPolicyResult) result = { 0 };
-    TvdPolicyEvidence pe = { 0 };
-    g_autofree TvdPolicyMeasurement *ms = NULL;
-    TvdMsgEvidence *ev = &adm->evidence;
-    TvdVerdict admitted;
+    TvdRoundInput in = {
+        .policy = adm_policy(adm),
+        .ak = adm->ak,
+        .agent_pcr = adm->agent_pcr,
+        .agent_version = adm->agent_version,
+        .nonces = adm->shared->nonces,
+        .owner = adm->host->name(adm->vm),
+        .evidence = &adm->evidence,
+        .max_log_bytes = ROUND_BYTES_MAX,
+    };
+    TvdRoundResult r;
+    gboolean passed;
 
     g_clear_handle_id(&adm->deadline_id, g_source_remove);
-    /* The nonce first: a replayed or foreign quote stops here. */
-    if (!tvd_nonce_store_consume(adm->shared->nonces, adm->host->name(adm->vm),
-                                 adm->nonce, sizeof(adm->nonce), &err)) {
-        fail_verify(adm, err, NULL);
+    for (guint k = 0; k < TVD_ROUND_LOG_KINDS; k++) {
+        in.chunk_entries[k] = adm->chunk_entries[k];
+    }
+    passed = tvd_round_verify(adm->round_state, &adm->req, &in, &r);
+    if (r.evidence_valid) {
+        adm->stats.rounds++;
+    }
+    adm->stats.last_round_us = g_get_monotonic_time() - adm->round_start_us;
+    if (!passed) {
+        fail_with(adm, &r.verdict, r.stop);
         return;
     }
-    if (ev->pcr_bank != TVD_TPM_ALG_SHA256) {
-        fail(adm, TVD_CAUSE_PCR_SELECTION_MISMATCH, "evidence of bank "
-             "0x%04x, sha256 was requested", ev->pcr_bank);
-        return;
-    }
-    for (guint i = 0; i < ev->n_pcrs; i++) {
-        gsize len;
-        const guint8 *d = g_bytes_get_data(ev->pcrs[i].digest, &len);
-
-        g_byte_array_append(values, d, len);
-        if (ev->pcrs[i].index < TVD_POLICY_PCR_COUNT && len == 32) {
-            pe.pcr_mask |= 1u << ev->pcrs[i].index;
-            memcpy(pe.pcrs[ev->pcrs[i].index], d, 32);
-        }
-    }
-    expect.nonce = adm->nonce;
-    expect.nonce_len = sizeof(adm->nonce);
-    expect.pcr_bank = TPM2_ALG_SHA256;
-    expect.pcr_select = adm->select;
-    expect.pcr_values = values->data;
-    expect.pcr_values_len = values->len;
-    if (!tvd_quote_verify(adm->ak, g_bytes_get_data(ev->attest, NULL),
-                          g_bytes_get_size(ev->attest),
-                          g_bytes_get_data(ev->signature, NULL),
-                          g_bytes_get_size(ev->signature), &expect, NULL,
-                          &err)) {
-        guint8 quoted[TVD_NONCE_LEN];
-        g_autoptr(GError) nerr = NULL;
-
-        /*
-         * An authentic quote over another nonce: the store says whether it
-         * is a replay of an earlier round (nonce-reused), a nonce that was
-         * never issued, expired, or issued for another VM.
-         */
-        if (g_error_matches(err, TVD_VERIFY_ERROR,
-                            TVD_VERIFY_ERROR_NONCE_MISMATCH) &&
-            quoted_nonce(ev->attest, quoted) &&
-            !tvd_nonce_store_consume(adm->shared->nonces,
-                                     adm->host->name(adm->vm), quoted,
-                                     sizeof(quoted), &nerr)) {
-            fail_verify(adm, nerr, "the quote answers another request");
-            return;
-        }
-        fail_verify(adm, err, NULL);
-        return;
-    }
-    if (((adm->caps & TVD_CAP_IMA) &&
-         !replay_log(adm, TVD_LOG_IMA_NG, IMA_PCR, &err)) ||
-        ((adm->caps & TVD_CAP_AGENT_LIST) &&
-         !replay_log(adm, TVD_LOG_AGENT_LIST, adm->agent_pcr, &err))) {
-        fail_verify(adm, err, NULL);
-        return;
-    }
-    adm->stats.rounds++;
     clear_round(adm);
     adm->phase = PHASE_BOUND;
-    if (!policy) {
-        fail(adm, TVD_CAUSE_UNKNOWN_DOMAIN, "no policy for the VM's domain");
-        return;
-    }
-    if ((adm->caps & TVD_CAP_AGENT_LIST) &&
-        adm->agent_pcr != tvd_policy_data(policy)->measurement_pcr) {
-        fail(adm, TVD_CAUSE_MEASUREMENT_PCR, "the agent extends PCR %u, "
-             "the policy requires PCR %u", adm->agent_pcr,
-             tvd_policy_data(policy)->measurement_pcr);
-        return;
-    }
-    ms = g_new0(TvdPolicyMeasurement, adm->measurements->len + 1);
-    for (guint i = 0; i < adm->measurements->len; i++) {
-        Measurement *m = &g_array_index(adm->measurements, Measurement, i);
-
-        ms[i].path = m->path;
-        memcpy(ms[i].sha256, m->sha256, 32);
-    }
-    pe.entries = ms;
-    pe.n_entries = adm->measurements->len;
-    pe.agent_version = adm->agent_version;
-    adm->stats.last_round_us = g_get_monotonic_time() - adm->round_start_us;
-    if (tvd_policy_evaluate(policy, &pe, &result) != TVD_POLICY_ALLOWED) {
-        fail(adm, cause_of_violation(result.violation), "%s",
-             result.reason ? result.reason : "");
-        return;
-    }
-    tvd_verdict_set(&admitted, TVD_STATE_ADMITTED, TVD_CAUSE_ATTESTED,
-                    "evidence matches the domain policy");
-    adm->host->verdict(adm->vm, &admitted, TRUE, FALSE);
-    send_membership(adm, &admitted);
+    adm->host->verdict(adm->vm, &r.verdict, TRUE, FALSE);
+    send_membership(adm, &r.verdict);
     schedule_next_round(adm);
 }
 
@@ -914,7 +692,7 @@ static void dispatch(TvdAdmission *adm, EventArg *arg)
         take_chunk(adm, &msg->u.log_chunk);
         break;
     case ACT_FAIL:
-        fail_verdict(adm, arg->failure.cause, arg->failure.detail);
+        fail_verdict(adm, &arg->failure);
         break;
     case ACT_UNBIND:
         unbind(adm);
@@ -1008,8 +786,6 @@ TvdAdmission *tvd_admission_new(const TvdAdmissionHost *host, void *vm,
     adm->host = host;
     adm->vm = vm;
     adm->shared = shared;
-    adm->measurements = g_array_new(FALSE, TRUE, sizeof(Measurement));
-    g_array_set_clear_func(adm->measurements, measurement_clear);
     adm->phase = PHASE_WAIT_HELLO;
     return adm;
 }
@@ -1020,6 +796,5 @@ void tvd_admission_free(TvdAdmission *adm)
         return;
     }
     unbind(adm);
-    g_array_unref(adm->measurements);
     g_free(adm);
 }
