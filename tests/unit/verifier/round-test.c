@@ -439,6 +439,36 @@ static void test_quote_other_own_nonce(Fx *fx, gconstpointer data)
     ASSERT_FAILS(fx, TVD_CAUSE_NONCE_MISMATCH, TVD_ROUND_STEP_QUOTE);
 }
 
+/* The AK signed something that is not a quote (a certify structure). */
+static void test_not_a_quote(Fx *fx, gconstpointer data)
+{
+    fx_request(fx);
+    fx_answer(fx);
+    g_bytes_unref(fx->ev.attest);
+    g_bytes_unref(fx->ev.signature);
+    fx->ev.attest = tvd_synth_attest(TPM2_ST_ATTEST_CERTIFY, fx->req.nonce,
+                                     TVD_NONCE_LEN, TPM2_ALG_SHA256, 0, NULL,
+                                     0);
+    fx->ev.signature = tvd_synth_sign(fx->key, fx->ev.attest);
+    ASSERT_FAILS(fx, TVD_CAUSE_NOT_A_QUOTE, TVD_ROUND_STEP_QUOTE);
+}
+
+/* A round that cannot get a nonce is not started. */
+static void test_nonce_store_full(Fx *fx, gconstpointer data)
+{
+    g_autoptr(TvdNonceStore) small = tvd_nonce_store_new(1, G_USEC_PER_SEC);
+    g_autoptr(GError) error = NULL;
+    TvdRoundRequest req;
+
+    g_assert_true(tvd_round_request_new(&req, fx->state, fx->policy, fx->caps,
+                                        small, OWNER, &error));
+    g_assert_false(tvd_round_request_new(&req, fx->state, fx->policy,
+                                         fx->caps, small, OWNER, &error));
+    g_assert_error(error, TVD_VERIFY_ERROR, TVD_VERIFY_ERROR_NONCE_STORE_FULL);
+    g_assert_cmpint(tvd_cause_from_verify_error(error->code), ==,
+                    TVD_CAUSE_NONCE_STORE_FULL);
+}
+
 static void test_bad_signature(Fx *fx, gconstpointer data)
 {
     fx_request(fx);
@@ -966,6 +996,8 @@ int main(int argc, char **argv)
     T("quote/unknown-nonce", test_quote_unknown_nonce);
     T("quote/other-own-nonce", test_quote_other_own_nonce);
     T("quote/bad-signature", test_bad_signature);
+    T("quote/not-a-quote", test_not_a_quote);
+    T("nonce/store-full", test_nonce_store_full);
     T("quote/malformed", test_signature_malformed);
     T("quote/selection", test_quote_selection);
     T("quote/pcr-digest", test_pcr_digest);
