@@ -16,6 +16,7 @@ static const TvdctlColumn vm_columns[] = {
     { "DOMAIN", "domain" },
     { "ROLE", "role" },
     { "STATE", "state" },
+    { "RUNNING", "running" },
     { "CAUSE", "cause" },
     { "SINCE", "since" },
     { "DETAIL", "detail" },

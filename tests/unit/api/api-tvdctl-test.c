@@ -306,6 +306,9 @@ static void test_vms(ApiFixture *f, gconstpointer data)
     g_assert_cmpint(r.exit_code, ==, EXIT_OK);
     g_assert_true(g_str_has_prefix(r.out, "NAME"));
     g_assert_nonnull(strstr(r.out, "STATE"));
+    /* Whether QEMU runs, next to the membership state. */
+    g_assert_true(g_regex_match_simple(" STATE +RUNNING +", r.out, 0, 0));
+    g_assert_true(g_regex_match_simple("\\nweb1 .* PENDING +yes ", r.out, 0, 0));
     g_assert_nonnull(strstr(r.out, "\ndb1 "));
     g_assert_nonnull(strstr(r.out, "\nweb1 "));
     ctl_result_clear(&r);

@@ -148,6 +148,10 @@ static void build_vm(JsonBuilder *b, const TestVm *vm)
     set_str(b, "state", vm->state);
     set_str(b, "reason", vm->reason);
     set_str(b, "since", since);
+    /* As the supervisor's: whether QEMU runs (a stopped VM leaves the
+     * stand-in at once). */
+    json_builder_set_member_name(b, "running");
+    json_builder_add_boolean_value(b, g_strcmp0(vm->state, "STOPPED") != 0);
     set_int(b, "memory", (gint64)vm->memory);
     set_str(b, "kernel", vm->kernel);
     set_str(b, "initrd", vm->initrd);
