@@ -188,6 +188,7 @@ gboolean tvd_net_address_assign(TvdStore *store, const char *domain,
             g_propagate_error(error, g_steal_pointer(&local));
             return FALSE;
         }
+        g_clear_error(&local);
         used = used_addresses(store, domain, error);
         if (!used) {
             return FALSE;
