@@ -135,7 +135,10 @@ typedef struct {
  * Runs the steps above on @in against @req; fills @out and answers TRUE
  * when the round passed. @state advances (log replay, measurements, last
  * quote) once the evidence is proven valid (steps 1-6), even when the
- * policy then rejects it: what was proven stays proven.
+ * policy then rejects it: what was proven stays proven. A failure at
+ * TVD_ROUND_STEP_CONTINUITY (tpm-reset) voids the binding: @state keeps
+ * the earlier quote, so every later round fails the same way until the
+ * caller ends the binding (frees @state, waits for a new agent hello).
  */
 gboolean tvd_round_verify(TvdRoundState *state, const TvdRoundRequest *req,
                           const TvdRoundInput *in, TvdRoundResult *out);
