@@ -580,6 +580,10 @@ static void test_tpm_reset(Fx *fx, gconstpointer data)
     g_assert_true(fx->res.quote_verified);
     g_assert_cmpint(fx->res.continuity, ==, TVD_TPM_RESET);
     g_assert_cmpuint(fx->res.quote.reset_count, ==, 4);
+    /* the binding is void: the next round too, until a new state */
+    fx_request(fx);
+    fx_answer(fx);
+    ASSERT_FAILS(fx, TVD_CAUSE_TPM_RESET, TVD_ROUND_STEP_CONTINUITY);
 }
 
 static void test_tpm_rolled_back(Fx *fx, gconstpointer data)
