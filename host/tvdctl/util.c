@@ -55,8 +55,26 @@ gboolean tvdctl_parse(TvdctlGlobal *g, const char *cmd, const char *synopsis,
     if (!g_option_context_parse(ctx, argc, argv, &error)) {
         g_autofree char *help = g_option_context_get_help(ctx, TRUE, NULL);
 
-        fprintf(stderr, "tvdctl %s: %s\n\n%s", cmd, error->message, help);
+        fprintf(stderr, "tvdctl %s: %s\n", cmd, error->message);
+        if (g_error_matches(error, G_OPTION_ERROR,
+                            G_OPTION_ERROR_UNKNOWN_OPTION)) {
+            /* "-web3" meant as a name reads as an option: say why. */
+            fprintf(stderr, "tvdctl %s: an argument that starts with '-' is "
+                    "read as an option; names never start with '-' "
+                    "([A-Za-z0-9][A-Za-z0-9._-]{0,63}), and arguments after "
+                    "'--' are never options\n", cmd);
+        }
+        fprintf(stderr, "\n%s", help);
         return FALSE;
+    }
+    /* Arguments after "--" are positional; drop the "--" itself. */
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp((*argv)[i], "--") == 0) {
+            memmove(&(*argv)[i], &(*argv)[i + 1],
+                    (size_t)(*argc - i) * sizeof(char *));
+            (*argc)--;
+            break;
+        }
     }
 #define TAKE(field, var)                                                   \
     if (var) {                                                             \

@@ -101,6 +101,17 @@ static void test_help(ApiFixture *f, gconstpointer data)
     run_tvdctl(NULL, &r, "vm", "show", "--bogus", "x", NULL);
     g_assert_cmpint(r.exit_code, ==, EXIT_USAGE);
     ctl_result_clear(&r);
+    /* A name meant as "-web3" reads as an option: the error says so; after
+     * "--" it is an argument, and refused as a name. */
+    run_tvdctl(NULL, &r, "vm", "show", "-web3", NULL);
+    g_assert_cmpint(r.exit_code, ==, EXIT_USAGE);
+    g_assert_nonnull(strstr(r.err, "Unknown option -web3"));
+    g_assert_nonnull(strstr(r.err, "names never start with '-'"));
+    ctl_result_clear(&r);
+    run_tvdctl(NULL, &r, "vm", "show", "--", "-web3", NULL);
+    g_assert_cmpint(r.exit_code, ==, EXIT_USAGE);
+    g_assert_nonnull(strstr(r.err, "'-web3' is not a valid VM name"));
+    ctl_result_clear(&r);
 }
 
 static void test_health(ApiFixture *f, gconstpointer data)
@@ -311,6 +322,12 @@ static void test_vms(ApiFixture *f, gconstpointer data)
     g_assert_true(g_regex_match_simple("\\nweb1 .* PENDING +yes ", r.out, 0, 0));
     g_assert_nonnull(strstr(r.out, "\ndb1 "));
     g_assert_nonnull(strstr(r.out, "\nweb1 "));
+    ctl_result_clear(&r);
+
+    /* "--" ends the options; the name after it is used. */
+    CTL(f, &r, "vm", "show", "--", "web1");
+    g_assert_cmpint(r.exit_code, ==, EXIT_OK);
+    g_assert_nonnull(strstr(r.out, "web1"));
     ctl_result_clear(&r);
 
     CTL(f, &r, "vm", "show", "web1", "--json");
