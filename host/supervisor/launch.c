@@ -191,8 +191,9 @@ TvdVm *tvd_supervisor_vm_start(TvdSupervisor *sup, const TvdVmSpec *spec,
     g_subprocess_wait_async(vm->qemu, NULL, vm_exited, vm);
     tvd_vm_hello_timer_cancel(vm);
     if (!vm->have_hello) {
-        vm->hello_timer = g_timeout_add_seconds(sup->cfg->hello_timeout_s,
-                                                on_hello_timeout, vm);
+        /* Not g_timeout_add_seconds(): its first tick may come early. */
+        vm->hello_timer = g_timeout_add(sup->cfg->hello_timeout_s * 1000u,
+                                        on_hello_timeout, vm);
     }
     g_message("%s: started in domain %s (qemu pid %d)", vm->name, vm->domain,
               (int)vm->qemu_pid);
