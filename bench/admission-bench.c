@@ -158,6 +158,11 @@ static int bench_latency(guint rounds)
             rc = 1;
             goto out;
         }
+        if (!tvd_supervisor_vm_register_ek(sup, name, agent->ek_cert, &err)) {
+            g_printerr("%s: %s\n", name, err->message);
+            rc = 1;
+            goto out;
+        }
         tpm0 = agent->tpm_us;
         memcpy(w0, agent->wait_us, sizeof(w0));
         t0 = g_get_monotonic_time();
@@ -231,8 +236,19 @@ static int scale_child(int rfd, int wfd, guint n)
         g_printerr("child: %s\n", err->message);
         return 1;
     }
+    /* The parent binds the VMs to this EK before they connect. */
+    {
+        g_autofree char *ca_dir = g_path_get_dirname(lines[0]);
+        g_autofree char *ek = g_build_filename(ca_dir, "bench-ek.der", NULL);
+
+        if (!g_file_set_contents(ek, g_bytes_get_data(agent->ek_cert, NULL),
+                                 g_bytes_get_size(agent->ek_cert), &err)) {
+            g_printerr("child: %s\n", err->message);
+            return 1;
+        }
+    }
     /* The swtpm is provisioned: the clock starts now. */
-    if (write(wfd, "ready\n", 6) != 6) {
+    if (write(wfd, "ready\n", 6) != 6 || read(rfd, buf, 3) != 3) {
         return 1;
     }
     for (guint i = 0; i < n; i++) {
@@ -335,6 +351,34 @@ static int bench_scale(guint n)
     rss0 = rss_kib();
     if (write(to_child[1], msg, strlen(msg)) != (ssize_t)strlen(msg) ||
         read(from_child[0], ready, sizeof(ready)) != 6) {
+        rc = 1;
+        goto out;
+    }
+    /* Every adopted VM is bound to an EK: the child's, registered ahead. */
+    {
+        g_autofree char *ca_dir = g_path_get_dirname(conf);
+        g_autofree char *ek = g_build_filename(ca_dir, "bench-ek.der", NULL);
+        g_autofree char *der = NULL;
+        gsize der_len;
+        g_autoptr(GBytes) cert = NULL;
+
+        if (!g_file_get_contents(ek, &der, &der_len, &err)) {
+            g_printerr("%s\n", err->message);
+            rc = 1;
+            goto out;
+        }
+        cert = g_bytes_new_take(g_steal_pointer(&der), der_len);
+        for (guint i = 0; i < n; i++) {
+            g_autofree char *name = g_strdup_printf("sim-%04u", i);
+
+            if (!tvd_supervisor_vm_register_ek(sup, name, cert, &err)) {
+                g_printerr("%s\n", err->message);
+                rc = 1;
+                goto out;
+            }
+        }
+    }
+    if (write(to_child[1], "go\n", 3) != 3) {
         rc = 1;
         goto out;
     }

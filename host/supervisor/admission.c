@@ -391,7 +391,7 @@ static void hello_ids(GBytes *ek_public, GBytes *cert, GBytes *ak_public,
 static void on_hello(TvdAdmission *adm, TvdMsgAgentHello *h)
 {
     g_autoptr(GError) err = NULL;
-    g_autoptr(GBytes) provisioned = NULL;
+    g_autoptr(GBytes) bound = NULL;
     GBytes *cert;
     TvdMsg msg = { .type = TVD_MSG_CREDENTIAL_CHALLENGE };
     g_autoptr(GBytes) blob = NULL;
@@ -419,14 +419,22 @@ static void on_hello(TvdAdmission *adm, TvdMsgAgentHello *h)
         return;
     }
     /*
-     * The vTPM linkage: the EK must be the one of the vTPM provisioned for
-     * this VM (its certificate, recorded at provisioning), chaining to the
-     * host's vTPM CA. An adopted VM's agent brings its own certificate.
+     * The EK binding: the EK must be the one of the vTPM provisioned for
+     * this VM, or the one the operator registered for an adopted VM (its
+     * certificate), chaining to the host's vTPM CA. The certificate an
+     * agent sends is not believed: a guest could relay its challenges to
+     * another VM's vTPM whose certificate the CA also issued.
      */
-    provisioned = adm->host->ek_cert(adm->vm, h->ek_type);
-    cert = provisioned ? provisioned : h->ek_cert;
-    if (!cert || g_bytes_get_size(cert) == 0) {
-        fail(adm, TVD_CAUSE_EK_CERT_MISSING, "no EK certificate for this VM");
+    bound = adm->host->ek_cert(adm->vm, h->ek_type);
+    if (!bound) {
+        fail(adm, TVD_CAUSE_EK_NOT_BOUND, "no EK is registered for this "
+             "adopted VM (tvdctl vm register-ek)");
+        return;
+    }
+    cert = bound;
+    if (g_bytes_get_size(cert) == 0) {
+        fail(adm, TVD_CAUSE_EK_CERT_MISSING, "no EK certificate of this "
+             "type for this VM");
         return;
     }
     /* The same EK, certificate and AK as the last good hello: checked. */
@@ -445,9 +453,13 @@ static void on_hello(TvdAdmission *adm, TvdMsgAgentHello *h)
                             g_bytes_get_data(adm->shared->ca_pem, NULL),
                             g_bytes_get_size(adm->shared->ca_pem),
                             tvd_tpm_public_pkey(adm->ek), &err)) {
-        fail(adm, tvd_cause_from_verify_error(err->code), "%s%s",
-             err->message,
-             provisioned ? " (not the vTPM provisioned for this VM)" : "");
+        if (g_error_matches(err, TVD_VERIFY_ERROR,
+                            TVD_VERIFY_ERROR_EK_KEY_MISMATCH)) {
+            fail(adm, TVD_CAUSE_EK_NOT_BOUND, "the agent's EK is not the "
+                 "one bound to this VM: %s", err->message);
+        } else {
+            fail_verify(adm, err, "ek certificate");
+        }
         return;
     }
     data = g_bytes_get_data(h->ak_public, &len);

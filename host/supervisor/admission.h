@@ -45,8 +45,10 @@ typedef struct {
     /* The policy of the VM's domain; NULL when the domain is unknown. */
     TvdPolicy *(*policy)(void *vm);
     /*
-     * The EK certificate (DER) of @ek_type (TvdEkType) provisioned for this
-     * VM's vTPM; NULL for adopted VMs, whose agent must send its own.
+     * The EK certificate (DER) of @ek_type (TvdEkType) bound to this VM:
+     * the one provisioned for a launched VM's vTPM (empty if that type was
+     * not provisioned), the one the operator registered for an adopted VM;
+     * NULL when none is bound (the hello is refused: ek-not-bound).
      */
     GBytes *(*ek_cert)(void *vm, guint8 ek_type);
     const char *(*name)(void *vm);

@@ -131,6 +131,17 @@ static gboolean be_vm_revoke(void *ctx, const char *name, const char *reason,
     return vm_out(ctx, name, out, error);
 }
 
+static gboolean be_vm_register_ek(void *ctx, const char *name, GBytes *cert,
+                                  JsonBuilder *out, GError **error)
+{
+    GError *err = NULL;
+
+    if (!tvd_supervisor_vm_register_ek(ctx, name, cert, &err)) {
+        return api_fail(error, err);
+    }
+    return vm_out(ctx, name, out, error);
+}
+
 static gboolean be_vm_readmit(void *ctx, const char *name, JsonBuilder *out,
                               GError **error)
 {
@@ -322,6 +333,7 @@ const TvdApiBackend tvd_supervisor_api_backend = {
     .vm_stop = be_vm_stop,
     .vm_revoke = be_vm_revoke,
     .vm_readmit = be_vm_readmit,
+    .vm_register_ek = be_vm_register_ek,
     .domain_create = be_domain_create,
     .domain_list = be_domain_list,
     .domain_show = be_domain_show,

@@ -10,6 +10,7 @@
 #include "supervisor-private.h"
 
 #include <glib-unix.h>
+#include <glib/gstdio.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -127,6 +128,20 @@ TvdVm *tvd_supervisor_vm_start(TvdSupervisor *sup, const TvdVmSpec *spec,
         g_set_error(error, TVD_SUPERVISOR_ERROR, TVD_SUPERVISOR_ERROR_CONFLICT,
                     "VM %s is already running", spec->name);
         return NULL;
+    }
+    if (vm && vm->adopted) {
+        /* Launched from now on: bound to the vTPM provisioned below, not
+         * to an EK registered while it was adopted. */
+        g_autofree char *registered = tvd_vm_registered_ek_path(vm);
+
+        g_unlink(registered);
+        vm->adopted = FALSE;
+        vm->have_instance = FALSE;
+        vm->qemu_pid = 0;
+        if (!vm->sock_path) {
+            vm->sock_path = g_strdup_printf("%s/vm-%s.sock", sup->cfg->run_dir,
+                                            spec->name);
+        }
     }
     if (!vm) {
         vm = tvd_vm_new(sup, spec->name);

@@ -5,6 +5,7 @@
  *
  *   vm.c            a VM: creation, transitions, operator decisions
  *   vm-deadline.c   the VM's membership deadline
+ *   vm-ek.c         the EK bound to the VM (registered for adopted VMs)
  *   vm-record.c     the VM's record in the store (not the API's JSON)
  *   vm-admission.c  what the admission state machine needs from a VM
  *   launch.c        launching a VM: its vTPM and QEMU, stopping it
@@ -125,6 +126,10 @@ void tvd_vm_deadline_update(TvdVm *vm);
 void tvd_vm_save(TvdVm *vm);
 /* Every VM record in the store, back as VMs (their QEMUs followed). */
 gboolean tvd_vm_restore_all(TvdSupervisor *sup, GError **error);
+
+/* vm-ek.c */
+/* Where an adopted VM's registered EK certificate (DER) is kept. */
+char *tvd_vm_registered_ek_path(const TvdVm *vm);
 
 /* vm-admission.c */
 extern const TvdAdmissionHost tvd_vm_admission_host;

@@ -63,6 +63,14 @@ gboolean tvd_supervisor_vm_revoke(TvdSupervisor *sup, const char *name,
                                   const char *reason, GError **error);
 gboolean tvd_supervisor_vm_readmit(TvdSupervisor *sup, const char *name,
                                    GError **error);
+/*
+ * Binds the adopted VM @name to the EK of @ek_cert (DER, chaining to the
+ * host's vTPM CA): only an agent whose EK is that certificate's key is
+ * admitted. An adopted VM without a registered EK is never admitted. An
+ * unknown @name is registered ahead of its device (a PENDING adopted VM).
+ */
+gboolean tvd_supervisor_vm_register_ek(TvdSupervisor *sup, const char *name,
+                                       GBytes *ek_cert, GError **error);
 
 /*
  * Move @vm to the verdict's state with its cause and detail: recorded,

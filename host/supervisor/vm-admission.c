@@ -65,8 +65,16 @@ static GBytes *adm_ek_cert(void *opaque, guint8 ek_type)
     g_autofree char *data = NULL;
     gsize len;
 
-    if (vm->adopted || !vm->dir) {
+    if (!vm->dir) {
         return NULL;
+    }
+    if (vm->adopted) {
+        /* What the operator registered, of whichever type. */
+        path = tvd_vm_registered_ek_path(vm);
+        if (!g_file_get_contents(path, &data, &len, NULL)) {
+            return NULL;
+        }
+        return g_bytes_new_take(g_steal_pointer(&data), len);
     }
     path = g_build_filename(vm->dir, "vtpm", ek_type == TVD_EK_ECC
                             ? "ek-ecc.der" : "ek-rsa.der", NULL);

@@ -1,5 +1,5 @@
 /*
- * tvdctl vm: start, stop, list, show, revoke, readmit.
+ * tvdctl vm: start, stop, list, show, revoke, readmit, register-ek.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -190,6 +190,52 @@ static int vm_revoke(TvdctlGlobal *g, int argc, char **argv)
     return tvdctl_show(g, "POST", path, body);
 }
 
+static int vm_register_ek(TvdctlGlobal *g, int argc, char **argv)
+{
+    g_autofree char *cert_path = NULL;
+    g_autofree char *der = NULL;
+    g_autofree char *b64 = NULL;
+    g_autofree char *path = NULL;
+    g_autoptr(GError) error = NULL;
+    const GOptionEntry entries[] = {
+        { "ek-cert", 0, 0, G_OPTION_ARG_FILENAME, &cert_path,
+          "The EK certificate of the VM's vTPM (DER)", "FILE" },
+        { NULL, 0, 0, 0, NULL, NULL, NULL },
+    };
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonNode) body = NULL;
+    const char *name;
+    gsize len;
+
+    if (!tvdctl_parse(g, "vm register-ek", "NAME --ek-cert FILE",
+                      "Bind an adopted VM to its vTPM's EK: only an agent "
+                      "with that EK is admitted.", entries, &argc, &argv)) {
+        return TVDCTL_EXIT_USAGE;
+    }
+    if (!tvdctl_one_name(argc, argv, "VM", &name)) {
+        return TVDCTL_EXIT_USAGE;
+    }
+    if (!cert_path) {
+        return tvdctl_fail(TVDCTL_EXIT_USAGE, "vm register-ek: --ek-cert FILE "
+                           "is required");
+    }
+    if (!g_file_get_contents(cert_path, &der, &len, &error)) {
+        return tvdctl_fail(TVDCTL_EXIT_LOCAL, "--ek-cert: %s", error->message);
+    }
+    if (len == 0 || len > TVD_API_MAX_EK_CERT) {
+        return tvdctl_fail(TVDCTL_EXIT_INVALID, "--ek-cert: %s is not a DER "
+                           "certificate of 1..%u bytes", cert_path,
+                           TVD_API_MAX_EK_CERT);
+    }
+    b64 = g_base64_encode((const guchar *)der, len);
+    json_builder_begin_object(b);
+    add_string(b, "ek_cert", b64);
+    json_builder_end_object(b);
+    body = json_builder_get_root(b);
+    path = g_strconcat("/v1/vms/", name, "/ek", NULL);
+    return tvdctl_show(g, "POST", path, body);
+}
+
 static int vm_list(TvdctlGlobal *g, int argc, char **argv)
 {
     g_autoptr(JsonNode) doc = NULL;
@@ -225,5 +271,7 @@ const TvdctlVerb tvdctl_vm_verbs[] = {
     { "show", "NAME", "show one VM", vm_show },
     { "revoke", "NAME [--reason R]", "revoke a VM's membership", vm_revoke },
     { "readmit", "NAME", "re-attest and readmit a VM", vm_readmit },
+    { "register-ek", "NAME --ek-cert FILE",
+      "bind an adopted VM to its vTPM's EK", vm_register_ek },
     { NULL, NULL, NULL, NULL },
 };

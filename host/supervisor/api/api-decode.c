@@ -452,6 +452,22 @@ TvdApiDomainSpec *tvd_api_decode_domain_spec(const void *data, size_t len,
     return g_steal_pointer(&spec);
 }
 
+GBytes *tvd_api_decode_register_ek(const void *data, size_t len,
+                                   GError **error)
+{
+    static const char *const allowed[] = { "ek_cert", NULL };
+    g_autoptr(JsonParser) parser = NULL;
+    g_autofree char *cert = NULL;
+    JsonObject *obj = parse_object(data, len, &parser, error);
+
+    if (!obj || !check_members(obj, allowed, error) ||
+        !get_string(obj, "ek_cert", TRUE, (TVD_API_MAX_EK_CERT + 2) / 3 * 4,
+                    &cert, error)) {
+        return NULL;
+    }
+    return tvd_api_base64_decode("ek_cert", cert, TVD_API_MAX_EK_CERT, error);
+}
+
 gboolean tvd_api_decode_revoke(const void *data, size_t len, char **reason,
                                GError **error)
 {

@@ -131,6 +131,17 @@ static gboolean r_vm_readmit(TvdApiServer *s, const Request *req,
     return s->backend->vm_readmit(s->ctx, req->name, out, error);
 }
 
+static gboolean r_vm_register_ek(TvdApiServer *s, const Request *req,
+                                 JsonBuilder *out, GError **error)
+{
+    g_autoptr(GBytes) cert = NULL;
+
+    NOT_IMPLEMENTED(s, vm_register_ek);
+    cert = tvd_api_decode_register_ek(req->body, req->body_len, error);
+    return cert && s->backend->vm_register_ek(s->ctx, req->name, cert, out,
+                                              error);
+}
+
 static gboolean r_domain_list(TvdApiServer *s, const Request *req,
                               JsonBuilder *out, GError **error)
 {
@@ -219,6 +230,8 @@ static const Route routes[] = {
     { "POST", "/v1/vms/*/stop", "vm_stop", r_vm_stop, 200, NULL, FALSE },
     { "POST", "/v1/vms/*/revoke", "vm_revoke", r_vm_revoke, 200, NULL, FALSE },
     { "POST", "/v1/vms/*/readmit", "vm_readmit", r_vm_readmit, 200, NULL, FALSE },
+    { "POST", "/v1/vms/*/ek", "vm_register_ek", r_vm_register_ek, 200, NULL,
+      FALSE },
     { "GET", "/v1/domains", "domain_list", r_domain_list, 200, NULL, FALSE },
     { "POST", "/v1/domains", "domain_create", r_domain_create, 201, NULL,
       TRUE },

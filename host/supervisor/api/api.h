@@ -26,6 +26,7 @@
  *   POST /v1/vms/NAME/stop               vm_stop
  *   POST /v1/vms/NAME/revoke  (Revoke)   vm_revoke
  *   POST /v1/vms/NAME/readmit            vm_readmit
+ *   POST /v1/vms/NAME/ek                 vm_register_ek
  *   GET  /v1/domains                     domain_list
  *   POST /v1/domains          (Domain)   domain_create      -> 201
  *   GET  /v1/domains/NAME                domain_show
@@ -92,6 +93,7 @@ int tvd_api_error_code_from_name(const char *name);
  * TVD_API_MAX_DOMAIN_BODY whatever the configured cap. */
 #define TVD_API_MAX_POLICY          (8u * 1024u * 1024u)    /* decoded bytes */
 #define TVD_API_MAX_SIGNATURE       (16u * 1024u)           /* decoded bytes */
+#define TVD_API_MAX_EK_CERT         4096u                   /* decoded bytes */
 #define TVD_API_MAX_DOMAIN_BODY     (12u * 1024u * 1024u)
 #define TVD_API_AUDIT_DEFAULT_LIMIT 100u
 #define TVD_API_AUDIT_MAX_LIMIT     1000u
@@ -138,6 +140,9 @@ TvdApiDomainSpec *tvd_api_decode_domain_spec(const void *data, size_t len,
                                              gboolean require_name,
                                              GError **error);
 /* Body of POST .../revoke: {"reason": "..."} or empty; *reason NULL if none. */
+/* Body {"ek_cert": base64 of a DER certificate} of POST .../ek. */
+GBytes *tvd_api_decode_register_ek(const void *data, size_t len,
+                                   GError **error);
 gboolean tvd_api_decode_revoke(const void *data, size_t len, char **reason,
                                GError **error);
 /* An unsigned decimal query parameter: digits only, no sign, <= @max. */
@@ -187,6 +192,10 @@ typedef struct {
     /* Appends Prometheus text exposition (format 0.0.4) to @out; the API
      * server appends its own tvd_api_* families after it. */
     gboolean (*metrics)(void *ctx, GString *out, GError **error);
+
+    /* Binds an adopted VM to the EK of @ek_cert (DER). */
+    gboolean (*vm_register_ek)(void *ctx, const char *name, GBytes *ek_cert,
+                               JsonBuilder *out, GError **error);
 } TvdApiBackend;
 
 /* ---- Server ------------------------------------------------------------------ */

@@ -116,6 +116,10 @@ static void fixture_setup(Fixture *f, gconstpointer data)
     g_assert_no_error(err);
     g_assert_true(harness_wait(adopted, f, 30000));
     g_assert_cmpint(tvd_vm_state(vm_of(f)), ==, TVD_STATE_PENDING);
+    /* The operator binds the adopted VM to its vTPM's EK. */
+    g_assert_true(tvd_supervisor_vm_register_ek(f->sup, VM, f->agent->ek_cert,
+                                                &err));
+    g_assert_no_error(err);
 }
 
 static void fixture_teardown(Fixture *f, gconstpointer data)
@@ -379,9 +383,15 @@ static void test_wrong_ek(Fixture *f, gconstpointer data)
     agent = harness_agent_new(harness_swtpm_tcti(foreign), &err);
     g_assert_no_error(err);
     g_assert_nonnull(agent->ek_cert);
+    /* It cannot be registered for the VM, and is not the EK bound to it. */
+    g_assert_false(tvd_supervisor_vm_register_ek(f->sup, VM, agent->ek_cert,
+                                                 &err));
+    g_assert_error(err, TVD_SUPERVISOR_ERROR, TVD_SUPERVISOR_ERROR_INVALID);
+    g_assert_nonnull(strstr(err->message, "does not chain"));
+    g_clear_error(&err);
     hello = harness_agent_hello(agent);
     send_payload(f, hello);
-    expect_verdict(f, TVD_STATE_QUARANTINED, "ek-cert-untrusted", NULL);
+    expect_verdict(f, TVD_STATE_QUARANTINED, "ek-not-bound", NULL);
     admit_good(f);
 }
 
@@ -752,6 +762,47 @@ static void test_restart_deadline_runs(Fixture *f, gconstpointer data)
     g_assert_true(harness_wait(link_down_confirmed, f, 30000));
 }
 
+/*
+ * Attack (cuckoo): two adopted VMs, each bound to its own vTPM's EK, both
+ * certificates from the host's CA. The guest of vm1 relays its attestation
+ * to vm2's vTPM: vm2's EK, AK and certificate in vm1's hello. Refused with
+ * ek-not-bound (a certificate under the CA is not enough).
+ */
+static void test_relay_to_other_vtpm(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *conf = NULL;
+    g_autoptr(HarnessSwtpm) tpm2 = NULL;
+    g_autoptr(HarnessAgent) agent2 = NULL;
+    g_autoptr(HarnessLink) link2 = NULL;
+    g_autoptr(GBytes) hello = NULL;
+
+    if (!f->sup) {
+        return;
+    }
+    conf = harness_supervisor_setup_conf(f->sup);
+    tpm2 = harness_swtpm_new(conf, &err);
+    g_assert_no_error(err);
+    agent2 = harness_agent_new(harness_swtpm_tcti(tpm2), &err);
+    g_assert_no_error(err);
+    link2 = harness_fake_link_new(tvd_supervisor_config(f->sup)->adopt_socket,
+                                  "vm2", DOMAIN, &err);
+    g_assert_no_error(err);
+    while (!tvd_supervisor_vm_find(f->sup, "vm2")) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    g_assert_true(tvd_supervisor_vm_register_ek(f->sup, "vm2",
+                                                agent2->ek_cert, &err));
+    g_assert_no_error(err);
+    /* vm1's guest presents vm2's vTPM. */
+    hello = harness_agent_hello(agent2);
+    send_payload(f, hello);
+    expect_verdict(f, TVD_STATE_QUARANTINED, "ek-not-bound", NULL);
+    g_assert_true(harness_wait(link_down_confirmed, f, 30000));
+    /* vm1's own vTPM is still admitted. */
+    admit_good(f);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -774,6 +825,7 @@ int main(int argc, char **argv)
     ADD_I("restart-mid-admission", "1s", test_restart_mid_admission);
     ADD_I("hello-does-not-postpone", "1s/3s", test_hello_does_not_postpone);
     ADD("new-qemu-process", test_new_qemu_process);
+    ADD("relay-to-other-vtpm", test_relay_to_other_vtpm);
     ADD("reset-while-away", test_reset_while_away);
     ADD_I("restart-deadline-runs", "1s/5s", test_restart_deadline_runs);
 #undef ADD

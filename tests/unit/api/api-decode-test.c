@@ -235,6 +235,28 @@ static void test_revoke(void)
     g_assert_error(error, TVD_API_ERROR, TVD_API_ERROR_INVALID);
 }
 
+static void test_register_ek(void)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GBytes) cert = NULL;
+    const char *good = "{\"ek_cert\":\"MAEC\"}";
+
+    cert = tvd_api_decode_register_ek(good, strlen(good), &error);
+    g_assert_no_error(error);
+    g_assert_cmpmem(g_bytes_get_data(cert, NULL), g_bytes_get_size(cert),
+                    "\x30\x01\x02", 3);
+    g_assert_null(tvd_api_decode_register_ek("{}", 2, &error));
+    g_assert_error(error, TVD_API_ERROR, TVD_API_ERROR_INVALID);
+    g_clear_error(&error);
+    g_assert_null(tvd_api_decode_register_ek("{\"ek_cert\":\"MAE\"}", 15,
+                                             &error));
+    g_assert_error(error, TVD_API_ERROR, TVD_API_ERROR_INVALID);
+    g_clear_error(&error);
+    g_assert_null(tvd_api_decode_register_ek(
+        "{\"ek_cert\":\"MAEC\",\"x\":1}", 22, &error));
+    g_assert_error(error, TVD_API_ERROR, TVD_API_ERROR_INVALID);
+}
+
 static void test_prom_writer(void)
 {
     g_autoptr(GString) out = g_string_new(NULL);
@@ -334,6 +356,7 @@ int main(int argc, char **argv)
     g_test_add_func("/api/decode/parse-uint", test_parse_uint);
     g_test_add_func("/api/decode/base64", test_base64);
     g_test_add_func("/api/decode/vm-spec", test_vm_spec);
+    g_test_add_func("/api/decode/register-ek", test_register_ek);
     g_test_add_func("/api/decode/string-caps", test_string_caps);
     g_test_add_func("/api/decode/domain-spec", test_domain_spec);
     g_test_add_func("/api/decode/revoke", test_revoke);

@@ -84,6 +84,10 @@ void core_fixture_setup(CoreFixture *f, gconstpointer data)
     g_assert_no_error(err);
     g_assert_true(harness_wait(adopted, f, CORE_WAIT_MS));
     g_assert_cmpint(tvd_vm_state(core_vm(f)), ==, TVD_STATE_PENDING);
+    /* The operator binds the adopted VM to its vTPM's EK. */
+    g_assert_true(tvd_supervisor_vm_register_ek(f->sup, CORE_VM,
+                                                f->agent->ek_cert, &err));
+    g_assert_no_error(err);
 }
 
 void core_fixture_teardown(CoreFixture *f, gconstpointer data)

@@ -9,8 +9,10 @@
  *  - a good agent is admitted, and the state pushed to the device follows
  *    the verdict (the fake device applies SET_STATE as the device does and
  *    reports the link; PENDING, ADMITTED, QUARANTINED, REVOKED, readmitted);
- *  - an EK certificate from a CA the host does not trust, and a trusted
- *    certificate of another TPM's EK, are rejected at the hello;
+ *  - the adopted VM is bound to the EK registered for it: an EK certificate
+ *    from a CA the host does not trust cannot be registered and its EK is
+ *    not bound; a trusted certificate of another TPM's EK registered for
+ *    the VM leaves this agent unbound (ek-not-bound at the hello);
  *  - a quote replayed in the next round (nonce-reused), a PCR digest that
  *    does not match the quote, a tampered quote are rejected;
  *  - the supervisor's audit log verifies, and a record changed in its
@@ -66,9 +68,14 @@ static void test_ek_untrusted_ca(CoreFixture *f, gconstpointer data)
     agent = harness_agent_new(harness_swtpm_tcti(foreign), &err);
     g_assert_no_error(err);
     g_assert_nonnull(agent->ek_cert);
+    /* It cannot be registered, and its hello is not the bound EK. */
+    g_assert_false(tvd_supervisor_vm_register_ek(f->sup, CORE_VM,
+                                                 agent->ek_cert, &err));
+    g_assert_error(err, TVD_SUPERVISOR_ERROR, TVD_SUPERVISOR_ERROR_INVALID);
+    g_clear_error(&err);
     hello = harness_agent_hello(agent);
     core_send(f, hello);
-    core_expect_verdict(f, TVD_STATE_QUARANTINED, "ek-cert-untrusted");
+    core_expect_verdict(f, TVD_STATE_QUARANTINED, "ek-not-bound");
     core_admit_good(f);
 }
 
@@ -79,25 +86,28 @@ static void test_ek_cert_of_another_tpm(CoreFixture *f, gconstpointer data)
     g_autoptr(HarnessSwtpm) other = NULL;
     g_autoptr(HarnessAgent) other_agent = NULL;
     g_autoptr(GBytes) hello = NULL;
-    GBytes *own_cert;
 
     if (!f->sup) {
         return;
     }
     /* A certificate the host's CA did issue, but for another TPM's EK:
-     * the chain is good, the key is not this agent's. */
+     * the chain is good, the key is not this agent's. Sent by the agent it
+     * is not believed; registered for the VM, this agent is not bound. */
     conf = harness_supervisor_setup_conf(f->sup);
     other = harness_swtpm_new(conf, &err);
     g_assert_no_error(err);
     other_agent = harness_agent_new(harness_swtpm_tcti(other), &err);
     g_assert_no_error(err);
     g_assert_false(g_bytes_equal(other_agent->ek_cert, f->agent->ek_cert));
-    own_cert = f->agent->ek_cert;
-    f->agent->ek_cert = other_agent->ek_cert;
+    g_assert_true(tvd_supervisor_vm_register_ek(f->sup, CORE_VM,
+                                                other_agent->ek_cert, &err));
+    g_assert_no_error(err);
     hello = harness_agent_hello(f->agent);
-    f->agent->ek_cert = own_cert;
     core_send(f, hello);
-    core_expect_verdict(f, TVD_STATE_QUARANTINED, "ek-key-mismatch");
+    core_expect_verdict(f, TVD_STATE_QUARANTINED, "ek-not-bound");
+    g_assert_true(tvd_supervisor_vm_register_ek(f->sup, CORE_VM,
+                                                f->agent->ek_cert, &err));
+    g_assert_no_error(err);
     core_admit_good(f);
 }
 
