@@ -246,6 +246,22 @@ static guint edit_distance(const char *a, const char *b)
     return row[lb];
 }
 
+const char *tvd_policy_suggest(const char *name, const char *const *known)
+{
+    const char *best = NULL;
+    guint best_d = 3;                           /* suggest at distance 1 or 2 */
+
+    for (const char *const *k = known; *k; k++) {
+        guint dist = edit_distance(name, *k);
+
+        if (dist < best_d) {
+            best_d = dist;
+            best = *k;
+        }
+    }
+    return best;
+}
+
 /* Checks that every member of @obj is in @known (NULL-terminated). */
 static gboolean check_members(Ctx *c, JsonObject *obj, const char *const *known)
 {
@@ -260,17 +276,8 @@ static gboolean check_members(Ctx *c, JsonObject *obj, const char *const *known)
         }
         if (!ok) {
             g_autofree char *list = g_strjoinv(", ", (char **)known);
-            const char *best = NULL;
-            guint best_d = 3;                   /* suggest at distance 1 or 2 */
+            const char *best = tvd_policy_suggest(name, known);
 
-            for (const char *const *k = known; *k; k++) {
-                guint dist = edit_distance(name, *k);
-
-                if (dist < best_d) {
-                    best_d = dist;
-                    best = *k;
-                }
-            }
             push_key(c, name);
             if (best) {
                 return perr(c, TVD_POLICY_ERROR_UNKNOWN_FIELD,

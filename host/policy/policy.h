@@ -357,6 +357,9 @@ const char *tvd_policy_violation_name(TvdPolicyViolation violation);
 
 /* Exclude glob match (docs/policy.md, "Excludes"); exported for tests. */
 gboolean tvd_policy_glob_match(const char *pattern, const char *path);
+/* For "did you mean": the name of @known (NULL-terminated) nearest to @name
+ * at an edit distance of 1 or 2, or NULL. Also used for configuration keys. */
+const char *tvd_policy_suggest(const char *name, const char *const *known);
 
 /* "1.2.3" / "1.2" / "1" to packed; FALSE if malformed or a part > 255. */
 gboolean tvd_policy_parse_version(const char *text, guint32 *out);

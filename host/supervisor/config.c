@@ -6,6 +6,12 @@
 #define G_LOG_DOMAIN "tvd-config"
 
 #include "config.h"
+#include "policy.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 G_DEFINE_QUARK(tvd-config-error-quark, tvd_config_error)
 
@@ -121,37 +127,102 @@ static const char *const known_keys[][2] = {
     { "attestation", "interval_s" }, { "attestation", "deadline_s" },
 };
 
+/* The known groups (@group NULL) or the known keys of @group. */
+static GPtrArray *known_names(const char *group)
+{
+    GPtrArray *names = g_ptr_array_new();
+
+    for (gsize i = 0; i < G_N_ELEMENTS(known_keys); i++) {
+        const char *name = group ? known_keys[i][1] : known_keys[i][0];
+
+        if ((!group || !strcmp(known_keys[i][0], group)) &&
+            !g_ptr_array_find_with_equal_func(names, name, g_str_equal,
+                                              NULL)) {
+            g_ptr_array_add(names, (gpointer)name);
+        }
+    }
+    g_ptr_array_add(names, NULL);
+    return names;
+}
+
 static gboolean check_known(GKeyFile *kf, GError **error)
 {
     g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+    g_autoptr(GPtrArray) group_names = known_names(NULL);
 
     for (char **g = groups; *g; g++) {
         g_auto(GStrv) keys = g_key_file_get_keys(kf, *g, NULL, NULL);
-        gboolean group_known = FALSE;
+        g_autoptr(GPtrArray) key_names = NULL;
+        const char *const *gn = (const char *const *)group_names->pdata;
 
-        for (gsize i = 0; i < G_N_ELEMENTS(known_keys); i++) {
-            group_known |= !strcmp(known_keys[i][0], *g);
-        }
-        if (!group_known) {
+        if (!g_strv_contains(gn, *g)) {
+            const char *best = tvd_policy_suggest(*g, gn);
+            g_autofree char *list = g_strjoinv(", ", (char **)gn);
+
             g_set_error(error, TVD_CONFIG_ERROR, TVD_CONFIG_ERROR_INVALID,
-                        "unknown group [%s]", *g);
+                        "unknown group [%s]%s%s%s (groups: %s)", *g,
+                        best ? ", did you mean [" : "", best ? best : "",
+                        best ? "]?" : "", list);
             return FALSE;
         }
+        key_names = known_names(*g);
         for (char **k = keys; k && *k; k++) {
-            gboolean found = FALSE;
+            const char *const *kn = (const char *const *)key_names->pdata;
 
-            for (gsize i = 0; i < G_N_ELEMENTS(known_keys); i++) {
-                found |= !strcmp(known_keys[i][0], *g) &&
-                         !strcmp(known_keys[i][1], *k);
-            }
-            if (!found) {
+            if (!g_strv_contains(kn, *k)) {
+                const char *best = tvd_policy_suggest(*k, kn);
+                g_autofree char *list = g_strjoinv(", ", (char **)kn);
+
                 g_set_error(error, TVD_CONFIG_ERROR, TVD_CONFIG_ERROR_INVALID,
-                            "[%s] %s: unknown key", *g, *k);
+                            "[%s] %s: unknown key%s%s%s ([%s] may have: %s)",
+                            *g, *k, best ? ", did you mean \"" : "",
+                            best ? best : "", best ? "\"?" : "", *g, list);
                 return FALSE;
             }
         }
     }
     return TRUE;
+}
+
+/* One directory the supervisor keeps its state or sockets in. */
+static gboolean check_dir(const char *what, const char *path, GError **error)
+{
+    struct stat st;
+
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) {
+            return TRUE;            /* created 0700 at start */
+        }
+        g_set_error(error, TVD_CONFIG_ERROR, TVD_CONFIG_ERROR_UNSAFE,
+                    "%s %s: %s", what, path, g_strerror(errno));
+        return FALSE;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        g_set_error(error, TVD_CONFIG_ERROR, TVD_CONFIG_ERROR_UNSAFE,
+                    "%s %s is not a directory", what, path);
+        return FALSE;
+    }
+    if (st.st_uid != geteuid()) {
+        g_set_error(error, TVD_CONFIG_ERROR, TVD_CONFIG_ERROR_UNSAFE,
+                    "%s %s belongs to uid %u, not to the supervisor's user "
+                    "(uid %u)", what, path, (unsigned)st.st_uid,
+                    (unsigned)geteuid());
+        return FALSE;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        g_set_error(error, TVD_CONFIG_ERROR, TVD_CONFIG_ERROR_UNSAFE,
+                    "%s %s is writable by group or others (mode %04o): "
+                    "refusing to start; chmod go-w %s (0700 is the default)",
+                    what, path, (unsigned)(st.st_mode & 07777), path);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean tvd_config_check_dirs(const TvdSupervisorConfig *cfg, GError **error)
+{
+    return check_dir("the state directory", cfg->state_dir, error) &&
+           check_dir("the run directory", cfg->run_dir, error);
 }
 
 static TvdSupervisorConfig *config_from_keyfile(GKeyFile *kf, GError **error)

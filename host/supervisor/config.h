@@ -17,6 +17,7 @@ GQuark tvd_config_error_quark(void);
 
 typedef enum {
     TVD_CONFIG_ERROR_INVALID,
+    TVD_CONFIG_ERROR_UNSAFE,    /* a directory others could write to */
 } TvdConfigError;
 
 typedef struct {
@@ -55,6 +56,12 @@ TvdSupervisorConfig *tvd_config_load_file(const char *path, GError **error);
 TvdSupervisorConfig *tvd_config_load_data(const char *data, gsize len,
                                           GError **error);
 void tvd_config_free(TvdSupervisorConfig *cfg);
+/*
+ * The state and run directories, where they exist: directories of the
+ * supervisor's user that neither group nor others can write (a missing one
+ * is created 0700 at start). Checked before anything is read from them.
+ */
+gboolean tvd_config_check_dirs(const TvdSupervisorConfig *cfg, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(TvdSupervisorConfig, tvd_config_free)
 

@@ -114,6 +114,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (!tvd_config_check_dirs(cfg, &err)) {
+        fprintf(stderr, "tvd-supervisor: %s\n", err->message);
+        return 2;
+    }
     umask(077);
     sup = tvd_supervisor_new(g_steal_pointer(&cfg));
     if (!tvd_supervisor_start(sup, &err)) {

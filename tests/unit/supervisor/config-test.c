@@ -11,6 +11,8 @@
 
 #include <string.h>
 
+#include <glib/gstdio.h>
+
 /* One API socket default, the one tvdctl and docs/api.md use. */
 static void test_default_socket(void)
 {
@@ -51,10 +53,83 @@ static void test_state_dir_socket(void)
     g_assert_cmpstr(moved->adopt_socket, ==, "/x/adopt.sock");
 }
 
+/* A mistyped key or group is an error that names the nearest known one. */
+static void test_did_you_mean(void)
+{
+    static const char key[] = "[qemu]\nacel=tcg\n";
+    static const char group[] = "[attestaton]\ninterval_s=5\n";
+    static const char far[] = "[qemu]\nfrobnicate=1\n";
+    g_autoptr(GError) error = NULL;
+
+    g_assert_null(tvd_config_load_data(key, strlen(key), &error));
+    g_assert_error(error, TVD_CONFIG_ERROR, TVD_CONFIG_ERROR_INVALID);
+    g_assert_nonnull(strstr(error->message, "[qemu] acel: unknown key, did "
+                                            "you mean \"accel\"?"));
+    g_clear_error(&error);
+    g_assert_null(tvd_config_load_data(group, strlen(group), &error));
+    g_assert_nonnull(strstr(error->message, "unknown group [attestaton], did "
+                                            "you mean [attestation]?"));
+    g_clear_error(&error);
+    /* Nothing near: no suggestion, the keys of the group. */
+    g_assert_null(tvd_config_load_data(far, strlen(far), &error));
+    g_assert_null(strstr(error->message, "did you mean"));
+    g_assert_nonnull(strstr(error->message, "[qemu] may have: binary"));
+}
+
+/* State and run directories others could write are refused at start. */
+static void test_unsafe_dirs(void)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *top = g_dir_make_tmp("tvd-config-XXXXXX", &error);
+    g_autofree char *state = g_build_filename(top, "state", NULL);
+    g_autofree char *file = g_build_filename(top, "file", NULL);
+    g_autoptr(TvdSupervisorConfig) cfg = NULL;
+
+    g_assert_no_error(error);
+    cfg = tvd_config_new_default(state);
+    /* Missing: created 0700 at start. */
+    g_assert_true(tvd_config_check_dirs(cfg, &error));
+    g_assert_no_error(error);
+    g_assert_cmpint(g_mkdir(state, 0700), ==, 0);
+    g_assert_true(tvd_config_check_dirs(cfg, &error));
+    g_assert_no_error(error);
+    g_assert_cmpint(g_chmod(state, 0770), ==, 0);
+    g_assert_false(tvd_config_check_dirs(cfg, &error));
+    g_assert_error(error, TVD_CONFIG_ERROR, TVD_CONFIG_ERROR_UNSAFE);
+    g_assert_nonnull(strstr(error->message, "writable by group or others "
+                                            "(mode 0770)"));
+    g_clear_error(&error);
+    g_assert_cmpint(g_chmod(state, 0702), ==, 0);
+    g_assert_false(tvd_config_check_dirs(cfg, &error));
+    g_clear_error(&error);
+    g_assert_cmpint(g_chmod(state, 0750), ==, 0);
+    g_assert_true(tvd_config_check_dirs(cfg, &error));
+    g_assert_no_error(error);
+
+    /* The run directory too, and a file where a directory should be. */
+    g_assert_cmpint(g_mkdir(cfg->run_dir, 0777), ==, 0);
+    g_assert_cmpint(g_chmod(cfg->run_dir, 0777), ==, 0);
+    g_assert_false(tvd_config_check_dirs(cfg, &error));
+    g_assert_nonnull(strstr(error->message, "the run directory"));
+    g_clear_error(&error);
+    g_assert_cmpint(g_rmdir(cfg->run_dir), ==, 0);
+    g_assert_true(g_file_set_contents(file, "", 0, NULL));
+    g_free(cfg->state_dir);
+    cfg->state_dir = g_strdup(file);
+    g_assert_false(tvd_config_check_dirs(cfg, &error));
+    g_assert_nonnull(strstr(error->message, "is not a directory"));
+
+    g_unlink(file);
+    g_rmdir(state);
+    g_rmdir(top);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/config/default-socket", test_default_socket);
     g_test_add_func("/config/state-dir-socket", test_state_dir_socket);
+    g_test_add_func("/config/did-you-mean", test_did_you_mean);
+    g_test_add_func("/config/unsafe-dirs", test_unsafe_dirs);
     return g_test_run();
 }
