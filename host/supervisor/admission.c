@@ -578,6 +578,14 @@ static void verify_round(TvdAdmission *adm)
     }
     adm->stats.last_round_us = g_get_monotonic_time() - adm->round_start_us;
     if (!passed) {
+        /*
+         * A TPM reset or rollback since the last round: the AK's binding
+         * and the logs' replay belong to a boot that is gone; the agent
+         * must say hello and be bound again.
+         */
+        if (r.verdict.cause == TVD_CAUSE_TPM_RESET) {
+            adm->ak_bound = FALSE;
+        }
         fail_with(adm, &r.verdict, r.stop);
         return;
     }
