@@ -15,22 +15,27 @@ QEMU=/usr/local/bin/qemu-system-x86_64  # built with the tvd device (scripts/bui
 
 # 1. The vTPM, once: its EK certificates must be issued by the host's vTPM
 #    CA, which swtpm_setup uses through the supervisor's configuration
-#    (without --config, swtpm_setup's own CA issues them and the VM is
-#    quarantined with ek-cert-untrusted). --not-overwrite keeps an existing
-#    state.
-mkdir -p "$VM/vtpm"
-chmod 0700 "$VM" "$VM/vtpm"
-swtpm_setup --tpm2 --tpmstate "$VM/vtpm" \
-    --config "$STATE/vtpm-ca/swtpm_setup.conf" \
-    --create-ek-cert --create-platform-cert --lock-nvram --ecc \
-    --not-overwrite
+#    (without --config, swtpm_setup's own CA issues them, and the supervisor
+#    refuses to register them). --not-overwrite keeps an existing state.
+if [ ! -e "$VM/certs/ek-rsa2048.crt" ]; then
+    mkdir -p "$VM/vtpm" "$VM/certs"
+    chmod 0700 "$VM" "$VM/vtpm" "$VM/certs"
+    swtpm_setup --tpm2 --tpmstate "$VM/vtpm" \
+        --config "$STATE/vtpm-ca/swtpm_setup.conf" \
+        --create-ek-cert --create-platform-cert --lock-nvram --ecc \
+        --write-ek-cert-files "$VM/certs" --not-overwrite
+fi
 
-# 2. swtpm for this run; --terminate: it ends when QEMU closes the socket.
+# 2. Bind the VM's name to that vTPM's EK (the agent's default EK is RSA):
+#    an agent with any other EK is quarantined with ek-not-bound.
+tvdctl vm register-ek "$NAME" --ek-cert "$VM/certs/ek-rsa2048.crt"
+
+# 3. swtpm for this run; --terminate: it ends when QEMU closes the socket.
 swtpm socket --tpm2 --tpmstate dir="$VM/vtpm" \
     --ctrl type=unixio,path="$VM/swtpm.sock" \
     --log file="$VM/swtpm.log" --terminate --daemon
 
-# 3. QEMU: -name names the VM to the supervisor; the tvd device's chardev
+# 4. QEMU: -name names the VM to the supervisor; the tvd device's chardev
 #    connects to the adoption socket (and reconnects after the supervisor
 #    restarts), gates the NIC net0 and reads the vTPM tpm0.
 exec "$QEMU" -name "$NAME" -machine pc -accel kvm -m 512 \
