@@ -51,6 +51,30 @@ static const TvdNetMemberPriv *find_member(const TvdNetDomain *domain, const cha
     return NULL;
 }
 
+/*
+ * One RTM_NEWLINK: no master (the kernel drops the port and its FDB entries)
+ * and down. A tap that is down passes nothing either way, so a member off its
+ * bridge cannot reach the host's own stack through it (ARP for the host's
+ * addresses, IPv6 link-local) either.
+ */
+static int cut(struct nl_sock *sock, struct rtnl_link *link, struct rtnl_link *change)
+{
+    rtnl_link_set_master(change, 0);
+    rtnl_link_unset_flags(change, IFF_UP);
+    return rtnl_link_change(sock, link, change, 0);
+}
+
+static gboolean set_down(struct nl_sock *sock, struct rtnl_link *link, GError **error)
+{
+    struct rtnl_link *change = rtnl_link_alloc();
+    int rc;
+
+    rtnl_link_unset_flags(change, IFF_UP);
+    rc = rtnl_link_change(sock, link, change, 0);
+    rtnl_link_put(change);
+    return rc < 0 ? nl_failed(rc, error, "bringing %s down", rtnl_link_get_name(link)) : TRUE;
+}
+
 static gboolean load_links(struct nl_sock *sock, struct nl_cache **cache, GError **error)
 {
     int rc = rtnl_link_alloc_cache(sock, AF_UNSPEC, cache);
@@ -89,6 +113,13 @@ gboolean tvd_net_links_release(struct nl_sock *sock, const TvdNetState *state,
             continue;
         }
         if (master <= 0) {
+            /* A detached member's tap off every bridge, but up: down it goes. */
+            own = g_hash_table_lookup(state->taps, name);
+            member = own ? find_member(own, name) : NULL;
+            if (member && !member->attached && (rtnl_link_get_flags(link) & IFF_UP)) {
+                drift->ports_detached++;
+                ok = dry_run || set_down(sock, link, error);
+            }
             continue;
         }
         bridge = rtnl_link_get(cache, master);
@@ -111,8 +142,20 @@ gboolean tvd_net_links_release(struct nl_sock *sock, const TvdNetState *state,
         if (bridge) {
             rtnl_link_put(bridge);
         }
-        if (!dry_run && (rc = rtnl_link_release(sock, link)) < 0) {
-            ok = nl_failed(rc, error, "taking %s off its bridge", name);
+        if (!dry_run) {
+            struct rtnl_link *change = rtnl_link_alloc();
+
+            /* A member's tap goes down too; a port no member owns only leaves. */
+            if (member) {
+                rc = cut(sock, link, change);
+            } else {
+                rtnl_link_set_master(change, 0);
+                rc = rtnl_link_change(sock, link, change, 0);
+            }
+            rtnl_link_put(change);
+            if (rc < 0) {
+                ok = nl_failed(rc, error, "taking %s off its bridge", name);
+            }
         }
     }
     nl_cache_free(cache);
@@ -273,11 +316,9 @@ gboolean tvd_net_links_detach(struct nl_sock *sock, const char *tap, GError **er
                     "no link %s: %s", tap, g_strerror(errno));
         return FALSE;
     }
-    /* One RTM_NEWLINK with master 0: the kernel drops the port and its FDB. */
     change = rtnl_link_alloc();
     rtnl_link_set_ifindex(change, (int)ifindex);
-    rtnl_link_set_master(change, 0);
-    rc = rtnl_link_change(sock, change, change, 0);
+    rc = cut(sock, change, change);
     rtnl_link_put(change);
     return rc < 0 ? nl_failed(rc, error, "taking %s off its bridge", tap) : TRUE;
 }

@@ -9,7 +9,9 @@
  *   - links (libnl-route-3): a bridge "tvdbr-<domain id>" per domain, up,
  *     without addresses; a member's tap is a port of its domain's bridge
  *     exactly while it is attached; any other port of a tvdbr- bridge is
- *     released; bridges "tvdbr-*" of no domain are deleted;
+ *     released; a detached member's tap is off every bridge and down (so it
+ *     reaches the host's own stack neither); bridges "tvdbr-*" of no domain
+ *     are deleted;
  *   - rules (libnftables, one transaction per reconcile): the table "tvd" in
  *     the bridge family, anti-spoofing before the bridge learns (prerouting)
  *     and the domain's rules between members (forward), with members kept
@@ -81,7 +83,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(TvdNetState, tvd_net_state_free)
 TvdNetDomain *tvd_net_state_add_domain(TvdNetState *state, guint32 id,
                                        const guint8 subnet[4], guint8 prefix,
                                        gboolean default_allow, GError **error);
-/* The same, with the id, subnet, roles, rules and default of @policy. */
+/*
+ * The same, with the id, subnet, roles, rules and default of @policy. On an
+ * error (of these calls and the ones below) the state may hold a part of
+ * what was asked: discard it.
+ */
 TvdNetDomain *tvd_net_state_add_policy_domain(TvdNetState *state,
                                               const TvdPolicy *policy,
                                               GError **error);
@@ -104,7 +110,7 @@ typedef struct {
     guint bridges_deleted;          /* "tvdbr-*" of no domain */
     guint bridges_fixed;            /* brought up, addresses removed */
     guint ports_attached;
-    guint ports_detached;           /* members no longer attached */
+    guint ports_detached;           /* members no longer attached (or up) */
     guint ports_released;           /* ports of our bridges no member owns */
     guint taps_missing;             /* attached members whose tap is absent */
     guint tables_created;           /* the nftables table was (re)built */
@@ -152,8 +158,9 @@ gboolean tvd_net_enforcer_reconcile(TvdNetEnforcer *enforcer,
                                     GError **error);
 
 /*
- * Takes @tap off whatever bridge it is a port of, at once (one netlink
- * request). Not an error when it is no port. NOT_FOUND when no such link.
+ * Takes @tap off whatever bridge it is a port of and brings it down, at once
+ * (one netlink request). Not an error when it is no port. NOT_FOUND when no
+ * such link.
  */
 gboolean tvd_net_enforcer_detach(TvdNetEnforcer *enforcer, const char *tap,
                                  GError **error);

@@ -411,15 +411,42 @@ static void test_detach(Fixture *f, gconstpointer data)
     size2 = file_size(sink);
     g_assert_cmpuint(size2, >, size1);
 
+    g_assert_true(kit_link_up(a->tap));
+    /* A host with an address and a route towards the member's tap. */
+    g_assert_cmpint(kit_sh(NULL, "ip addr add 192.0.2.1/32 dev lo && "
+                           "ip route add %s/32 dev %s && "
+                           "ip -n %s route add 192.0.2.1/32 dev eth0",
+                           a->ip_text, a->tap, a->ns), ==, 0);
     g_assert_true(tvd_net_enforcer_detach(f->enforcer, a->tap, &err));
     g_assert_no_error(err);
     assert_master(a->tap, NULL);
+    g_assert_false(kit_link_up(a->tap));
     g_usleep(200 * 1000);
     size2 = file_size(sink);
     g_usleep(1000 * 1000);
     size3 = file_size(sink);
     g_assert_cmpuint(size3, ==, size2);
     g_assert_false(ping(a, b));
+
+    /*
+     * Off the bridge, the tap is down: the member cannot reach the host's
+     * own addresses through it either (up and off the bridge, it could).
+     */
+    g_assert_cmpint(kit_sh(NULL, "ip netns exec %s busybox ping -c 1 -W 1 192.0.2.1 "
+                           ">/dev/null 2>&1", a->ns), !=, 0);
+
+    /* A reconcile keeps a detached member's tap down. */
+    g_assert_cmpint(kit_sh(NULL, "ip link set %s up", a->tap), ==, 0);
+    {
+        g_autoptr(TvdNetState) off = tvd_net_state_new();
+        TvdNetDomain *d = domain(off, 7, TRUE);
+
+        add_member(d, a, "web", FALSE);
+        add_member(d, b, "web", TRUE);
+        drift = reconcile(f, off, FALSE);
+        g_assert_cmpuint(drift.ports_detached, ==, 1);
+        g_assert_false(kit_link_up(a->tap));
+    }
 
     /* Detached by the fast path, still attached in the desired state: put back. */
     drift = reconcile(f, s, FALSE);

@@ -142,3 +142,18 @@ gboolean kit_link_exists(const char *ifname)
 
     return link != NULL;
 }
+
+gboolean kit_link_up(const char *ifname)
+{
+    g_autoptr(JsonNode) link = link_json(ifname);
+    JsonObject *obj = link ? json_node_get_object(link) : NULL;
+    JsonArray *flags = obj && json_object_has_member(obj, "flags") ?
+                       json_object_get_array_member(obj, "flags") : NULL;
+
+    for (guint i = 0; flags && i < json_array_get_length(flags); i++) {
+        if (!g_strcmp0(json_array_get_string_element(flags, i), "UP")) {
+            return TRUE;
+        }
+    }
+    return FALSE;
+}

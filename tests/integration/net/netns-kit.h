@@ -41,5 +41,7 @@ void kit_reset(void);
 char *kit_link_master(const char *ifname);
 /* TRUE when a link named @ifname exists in the host namespace. */
 gboolean kit_link_exists(const char *ifname);
+/* TRUE when @ifname is administratively up. */
+gboolean kit_link_up(const char *ifname);
 
 #endif /* TVD_NETNS_KIT_H */
