@@ -80,7 +80,7 @@ static void test_help(ApiFixture *f, gconstpointer data)
     /* Usage is generated from the table: every verb is listed. */
     for (const char *const *v = (const char *const[]){
              "vm start", "vm stop", "vm list", "vm show", "vm revoke",
-             "vm readmit", "domain create", "domain update", "domain list",
+             "vm readmit", "vm register-ek", "domain create", "domain update", "domain list",
              "domain show", "domain sign", "domain keygen", "audit",
              "metrics", "health", "Exit codes", NULL };
          *v; v++) {
@@ -383,6 +383,53 @@ static void test_vms(ApiFixture *f, gconstpointer data)
     ctl_result_clear(&r);
 
     CTL(f, &r, "vm", "stop");
+    g_assert_cmpint(r.exit_code, ==, EXIT_USAGE);
+    ctl_result_clear(&r);
+}
+
+/* vm register-ek: the certificate file's bytes reach the backend; its
+ * refusal, a missing or empty file and a missing option are told apart. */
+static void test_register_ek(ApiFixture *f, gconstpointer data)
+{
+    g_autofree char *good = g_build_filename(f->dir, "ek-good.der", NULL);
+    g_autofree char *bad = g_build_filename(f->dir, "ek-bad.der", NULL);
+    g_autofree char *empty = g_build_filename(f->dir, "ek-empty.der", NULL);
+    CtlResult r;
+
+    g_assert_true(g_file_set_contents(good, TEST_GOOD_EK_CERT, -1, NULL));
+    g_assert_true(g_file_set_contents(bad, "another CA's certificate", -1,
+                                      NULL));
+    g_assert_true(g_file_set_contents(empty, "", 0, NULL));
+    if (!create_blue(f)) {
+        return;
+    }
+    CTL(f, &r, "vm", "start", "web1", "--domain", "blue", "--kernel", "/k",
+        "--initrd", "/i");
+    g_assert_cmpint(r.exit_code, ==, EXIT_OK);
+    ctl_result_clear(&r);
+
+    CTL(f, &r, "vm", "register-ek", "web1", "--ek-cert", good, "--json");
+    g_assert_cmpint(r.exit_code, ==, EXIT_OK);
+    {
+        g_autoptr(JsonNode) doc = ctl_json(&r);
+
+        g_assert_cmpstr(jstr(doc, "name"), ==, "web1");
+    }
+    ctl_result_clear(&r);
+    CTL(f, &r, "vm", "register-ek", "web1", "--ek-cert", bad);
+    g_assert_cmpint(r.exit_code, ==, EXIT_INVALID);
+    g_assert_nonnull(strstr(r.err, "does not chain to the vTPM CA"));
+    ctl_result_clear(&r);
+    CTL(f, &r, "vm", "register-ek", "nope", "--ek-cert", good);
+    g_assert_cmpint(r.exit_code, ==, EXIT_NOT_FOUND);
+    ctl_result_clear(&r);
+    CTL(f, &r, "vm", "register-ek", "web1", "--ek-cert", empty);
+    g_assert_cmpint(r.exit_code, ==, EXIT_INVALID);
+    ctl_result_clear(&r);
+    CTL(f, &r, "vm", "register-ek", "web1", "--ek-cert", "/nonexistent.der");
+    g_assert_cmpint(r.exit_code, ==, EXIT_LOCAL);
+    ctl_result_clear(&r);
+    CTL(f, &r, "vm", "register-ek", "web1");
     g_assert_cmpint(r.exit_code, ==, EXIT_USAGE);
     ctl_result_clear(&r);
 }
@@ -723,6 +770,7 @@ int main(int argc, char **argv)
     ADD("health", test_health, NULL);
     ADD("domains", test_domains, NULL);
     ADD("vms", test_vms, NULL);
+    ADD("register-ek", test_register_ek, NULL);
     ADD("audit", test_audit, NULL);
     ADD("metrics", test_metrics, NULL);
     ADD("not-implemented", test_not_implemented,

@@ -299,6 +299,29 @@ static gboolean tb_vm_revoke(void *ctx, const char *name, const char *reason,
     return TRUE;
 }
 
+/* The stand-in accepts one certificate, TEST_GOOD_EK_CERT's bytes. */
+static gboolean tb_vm_register_ek(void *ctx, const char *name, GBytes *cert,
+                                  JsonBuilder *out, GError **error)
+{
+    TestBackend *tb = ctx;
+    TestVm *vm = lookup_vm(tb, name, error);
+    gsize len;
+    const char *der = g_bytes_get_data(cert, &len);
+
+    if (!vm) {
+        return FALSE;
+    }
+    if (len != strlen(TEST_GOOD_EK_CERT) ||
+        memcmp(der, TEST_GOOD_EK_CERT, len) != 0) {
+        g_set_error(error, TVD_API_ERROR, TVD_API_ERROR_INVALID,
+                    "the EK certificate of %s does not chain to the vTPM CA",
+                    name);
+        return FALSE;
+    }
+    build_vm(out, vm);
+    return TRUE;
+}
+
 static gboolean tb_vm_readmit(void *ctx, const char *name, JsonBuilder *out,
                               GError **error)
 {
@@ -524,6 +547,7 @@ static const TvdApiBackend vtable = {
     .vm_stop = tb_vm_stop,
     .vm_revoke = tb_vm_revoke,
     .vm_readmit = tb_vm_readmit,
+    .vm_register_ek = tb_vm_register_ek,
     .domain_create = tb_domain_create,
     .domain_list = tb_domain_list,
     .domain_show = tb_domain_show,

@@ -24,6 +24,8 @@ G_BEGIN_DECLS
 /* The signature the in-memory backend accepts for any policy; any other is
  * refused as forbidden (a stand-in for "not signed by a trusted key"). */
 #define TEST_GOOD_SIGNATURE "good-signature"
+/* The one EK certificate the stand-in registers. */
+#define TEST_GOOD_EK_CERT "good-ek-cert"
 
 typedef struct TestBackend TestBackend;
 
