@@ -209,6 +209,17 @@ static void test_reconcile(Fixture *f, gconstpointer data)
     assert_master("fx1", NULL);
     drift = reconcile(f, s, FALSE);
     g_assert_cmpuint(tvd_net_drift_changes(&drift), ==, 0);
+
+    /* A shape beyond repair (a set of another type): the table is rebuilt. */
+    g_assert_cmpint(kit_sh(NULL, "nft flush chain bridge tvd d8_fwd && "
+                           "nft delete set bridge tvd d8_role-db && "
+                           "nft add set bridge tvd d8_role-db '{ type ether_addr; }'"), ==, 0);
+    drift = reconcile(f, s, FALSE);
+    g_assert_cmpuint(drift.tables_created, ==, 1);
+    g_assert_true(nft_has("chain bridge tvd d8_fwd", NULL));
+    g_assert_true(nft_has("table bridge foreign", NULL));
+    drift = reconcile(f, s, FALSE);
+    g_assert_cmpuint(tvd_net_drift_changes(&drift), ==, 0);
 }
 
 /* Members reach each other; across domains nothing passes, not even ARP. */
@@ -217,7 +228,7 @@ static void test_traffic(Fixture *f, gconstpointer data)
     g_autoptr(TvdNetState) s = tvd_net_state_new();
     g_autofree char *neigh = NULL;
     TvdNetDomain *d7, *d8;
-    KitMember *a, *b, *c;
+    KitMember *a, *b, *c, *rogue;
 
     if (skipped()) {
         return;
@@ -243,6 +254,19 @@ static void test_traffic(Fixture *f, gconstpointer data)
     kit_sh(&neigh, "ip -n %s neigh show; ip -n %s neigh show %s; ip -n %s neigh show %s",
            c->ns, a->ns, c->ip_text, b->ns, c->ip_text);
     g_assert_null(strstr(neigh, "lladdr"));
+
+    /*
+     * A port put on the domain's bridge behind the enforcer's back passes
+     * nothing to or from members until the next reconcile takes it off.
+     */
+    rogue = member(f, "10.100.0.9");
+    g_assert_cmpint(kit_sh(NULL, "ip link set %s master tvdbr-7 && ip link set %s up",
+                           rogue->tap, rogue->tap), ==, 0);
+    g_assert_false(ping(rogue, a));
+    g_assert_false(ping(a, rogue));
+    g_assert_cmpuint(reconcile(f, s, FALSE).ports_released, ==, 1);
+    assert_master(rogue->tap, NULL);
+    g_assert_true(ping(a, b));
 }
 
 /* A spoofed source MAC, ARP sender or IP source is dropped and counted. */
@@ -367,6 +391,11 @@ static void test_rules(Fixture *f, gconstpointer data)
     drift = reconcile(f, s2, FALSE);
     g_assert_cmpuint(drift.chains_written, ==, 1);
     g_assert_cmpuint(drift.elements_added + drift.elements_removed, ==, 0);
+    g_assert_cmpuint(drift.tables_created, ==, 0);
+    /* The counters survive a rules change. */
+    before = after;
+    g_assert_true(tvd_net_enforcer_counters(f->enforcer, 7, &after, &err));
+    g_assert_cmpuint(after.denied.packets, >=, before.denied.packets);
     g_assert_false(tcp_reaches(web, db, 8080));
     g_assert_true(tcp_reaches(web, db, 9090));
 }
