@@ -259,21 +259,20 @@ gboolean tvd_net_links_attach(struct nl_sock *sock, const TvdNetState *state,
         char name[TVD_NET_IFNAME_MAX + 1];
         struct rtnl_link *bridge;
         gboolean fixed = FALSE;
-        int br_index;
+        int br_index = -1;      /* dry run: a bridge that would be made */
 
         tvd_net_bridge_name(domain->id, name);
         bridge = rtnl_link_get_by_name(cache, name);
-        if (!bridge) {
-            continue;   /* dry run: it would have been created */
+        if (bridge) {
+            br_index = rtnl_link_get_ifindex(bridge);
+            if (!(rtnl_link_get_flags(bridge) & IFF_UP)) {
+                fixed = TRUE;
+                ok = dry_run || set_up(sock, bridge, error);
+            }
+            ok = ok && strip_addresses(sock, addrs, br_index, dry_run, &fixed, error);
+            drift->bridges_fixed += fixed;
+            rtnl_link_put(bridge);
         }
-        br_index = rtnl_link_get_ifindex(bridge);
-        if (!(rtnl_link_get_flags(bridge) & IFF_UP)) {
-            fixed = TRUE;
-            ok = dry_run || set_up(sock, bridge, error);
-        }
-        ok = ok && strip_addresses(sock, addrs, br_index, dry_run, &fixed, error);
-        drift->bridges_fixed += fixed;
-        rtnl_link_put(bridge);
 
         for (guint i = 0; i < domain->members->len && ok; i++) {
             const TvdNetMemberPriv *m = &g_array_index(domain->members, TvdNetMemberPriv, i);
@@ -287,12 +286,15 @@ gboolean tvd_net_links_attach(struct nl_sock *sock, const TvdNetState *state,
                 drift->taps_missing++;
                 continue;
             }
-            if (rtnl_link_get_master(tap) != br_index) {
+            /* A port that joins, or one that someone brought down. */
+            if (rtnl_link_get_master(tap) != br_index ||
+                !(rtnl_link_get_flags(tap) & IFF_UP)) {
                 drift->ports_attached++;
-                if (!dry_run && (rc = rtnl_link_enslave_ifindex(sock, br_index,
-                                                 rtnl_link_get_ifindex(tap))) < 0) {
-                    ok = nl_failed(rc, error, "adding %s to %s", m->tap, name);
-                }
+            }
+            if (!dry_run && rtnl_link_get_master(tap) != br_index &&
+                (rc = rtnl_link_enslave_ifindex(sock, br_index,
+                                                rtnl_link_get_ifindex(tap))) < 0) {
+                ok = nl_failed(rc, error, "adding %s to %s", m->tap, name);
             }
             if (ok && !dry_run && !(rtnl_link_get_flags(tap) & IFF_UP)) {
                 ok = set_up(sock, tap, error);

@@ -109,7 +109,7 @@ typedef struct {
     guint bridges_created;
     guint bridges_deleted;          /* "tvdbr-*" of no domain */
     guint bridges_fixed;            /* brought up, addresses removed */
-    guint ports_attached;
+    guint ports_attached;           /* taps that joined (or were brought up) */
     guint ports_detached;           /* members no longer attached (or up) */
     guint ports_released;           /* ports of our bridges no member owns */
     guint taps_missing;             /* attached members whose tap is absent */

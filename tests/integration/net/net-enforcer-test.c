@@ -159,6 +159,13 @@ static void test_reconcile(Fixture *f, gconstpointer data)
     add_member(d8, c, "web", TRUE);
     add_member(d7, d, "web", FALSE);
 
+    /* A dry run sees what the reconcile will do, and does none of it. */
+    drift = reconcile(f, s, TRUE);
+    g_assert_cmpuint(drift.bridges_created, ==, 2);
+    g_assert_cmpuint(drift.ports_attached, ==, 3);
+    g_assert_false(kit_link_exists("tvdbr-7"));
+    g_assert_true(kit_link_exists("tvdbr-99"));
+
     drift = reconcile(f, s, FALSE);
     g_assert_cmpuint(drift.bridges_created, ==, 2);
     g_assert_cmpuint(drift.bridges_deleted, ==, 1);
@@ -191,21 +198,22 @@ static void test_reconcile(Fixture *f, gconstpointer data)
                            "ip link set fx1 master tvdbr-8 && "
                            "nft delete element bridge tvd d7_mac "
                            "'{ \"tvdt2\" . 02:00:00:00:00:02 }' && "
-                           "ip link set %s nomaster && ip addr add 192.0.2.1/24 dev tvdbr-7",
-                           a->tap), ==, 0);
+                           "ip link set %s nomaster && ip addr add 192.0.2.1/24 dev tvdbr-7 "
+                           "&& ip link set %s down", a->tap, b->tap), ==, 0);
     drift = reconcile(f, s, TRUE);
     g_assert_cmpuint(drift.chains_written, ==, 1);
     g_assert_cmpuint(drift.ports_released, ==, 1);
     g_assert_cmpuint(drift.elements_added, ==, 1);
-    g_assert_cmpuint(drift.ports_attached, ==, 1);
+    g_assert_cmpuint(drift.ports_attached, ==, 2);
     g_assert_cmpuint(drift.bridges_fixed, ==, 1);
     /* A dry run changes nothing. */
     assert_master(a->tap, NULL);
     assert_master("fx1", "tvdbr-8");
 
     drift = reconcile(f, s, FALSE);
-    g_assert_cmpuint(tvd_net_drift_changes(&drift), ==, 5);
+    g_assert_cmpuint(tvd_net_drift_changes(&drift), ==, 6);
     assert_master(a->tap, "tvdbr-7");
+    g_assert_true(kit_link_up(b->tap));
     assert_master("fx1", NULL);
     drift = reconcile(f, s, FALSE);
     g_assert_cmpuint(tvd_net_drift_changes(&drift), ==, 0);
