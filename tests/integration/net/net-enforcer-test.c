@@ -228,6 +228,32 @@ static void test_reconcile(Fixture *f, gconstpointer data)
     g_assert_true(nft_has("table bridge foreign", NULL));
     drift = reconcile(f, s, FALSE);
     g_assert_cmpuint(tvd_net_drift_changes(&drift), ==, 0);
+
+    /*
+     * A domain gone: its bridge, chains, sets, counters and elements go,
+     * repaired in place (map elements that jump to its chains first, in one
+     * batch).
+     */
+    {
+        g_autoptr(TvdNetState) fewer = tvd_net_state_new();
+
+        d7 = domain(fewer, 7, TRUE);
+        add_member(d7, a, "web", TRUE);
+        add_member(d7, b, "db", TRUE);
+        add_member(d7, d, "web", FALSE);
+        drift = reconcile(f, fewer, FALSE);
+        g_assert_cmpuint(drift.tables_created, ==, 0);
+        g_assert_cmpuint(drift.bridges_deleted, ==, 1);
+        /* d8_pre and d8_fwd; sets mac, arp, ip and two roles; five counters. */
+        g_assert_cmpuint(drift.objects_deleted, ==, 2 + 5 + 5);
+        g_assert_false(kit_link_exists("tvdbr-8"));
+        g_assert_false(nft_has("chain bridge tvd d8_pre", NULL));
+        g_assert_false(nft_has("counter bridge tvd d8_denied", NULL));
+        assert_master(c->tap, NULL);
+        assert_master(a->tap, "tvdbr-7");
+        drift = reconcile(f, fewer, FALSE);
+        g_assert_cmpuint(tvd_net_drift_changes(&drift), ==, 0);
+    }
 }
 
 /* Members reach each other; across domains nothing passes, not even ARP. */
