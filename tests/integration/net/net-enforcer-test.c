@@ -193,6 +193,13 @@ static void test_reconcile(Fixture *f, gconstpointer data)
     drift = reconcile(f, s, FALSE);
     g_assert_cmpuint(tvd_net_drift_changes(&drift), ==, 0);
 
+    /* A restarted supervisor (a new enforcer, no memory): still nothing. */
+    tvd_net_enforcer_free(f->enforcer);
+    f->enforcer = tvd_net_enforcer_new(NULL);
+    g_assert_nonnull(f->enforcer);
+    drift = reconcile(f, s, FALSE);
+    g_assert_cmpuint(tvd_net_drift_changes(&drift), ==, 0);
+
     /* Drift: a rule slipped in, a foreign port, an element gone, a port down. */
     g_assert_cmpint(kit_sh(NULL, "nft add rule bridge tvd d7_fwd accept && "
                            "ip link set fx1 master tvdbr-8 && "
