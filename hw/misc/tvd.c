@@ -94,8 +94,8 @@ struct TvdState {
     bool link_up;
     bool migrated_unreported;
     bool powered_on;            /* the power-on reset has happened */
-    bool reset_unreported;      /* a guest reset while disconnected, not yet
-                                 * acknowledged by a supervisor */
+    /* a guest reset while disconnected, not yet acknowledged by a supervisor */
+    bool reset_unreported;
     uint32_t resets;            /* guest resets since realize */
     uint8_t instance[16];       /* random at realize: this process */
     bool migrated_unapplied;    /* gate and INT_STATE due when the VM runs */

@@ -863,8 +863,10 @@ static void check_hello_common(Tvd *t)
     g_assert_cmphex(status & TVD_STATUS_SUPERVISOR, ==, TVD_STATUS_SUPERVISOR);
     g_assert_cmphex(status & (TVD_STATUS_LINK_UP | TVD_STATUS_CONFIRMED |
                               TVD_STATUS_G2H_BUSY), ==, 0);
-    /* strings are NUL-padded to the end of their fields (the integers and
-     * the instance after tpm_path are not strings) */
+    /*
+     * strings are NUL-padded to the end of their fields (the integers and
+     * the instance after tpm_path are not strings)
+     */
     for (off = offsetof(struct tvd_device_hello, vm_id); off < STRINGS_END;
          off++) {
         size_t base = offsetof(struct tvd_device_hello, vm_id);

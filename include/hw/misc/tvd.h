@@ -208,19 +208,24 @@ struct tvd_device_hello {
     char tpmdev_id[TVD_ID_LEN];     /* linked TPM backend, may be empty */
     char tpm_type[TVD_ID_LEN];      /* "emulator", "passthrough" or empty */
     char tpm_path[TVD_PATH_LEN];    /* swtpm socket or TPM device path */
-    /* What happened while no supervisor listened (since the hello grew
-     * from 672 to 696 bytes; the guest-visible ABI did not change). */
-    uint32_t resets;                /* guest resets since the device was
-                                     * realized (the power-on one excluded) */
+    /*
+     * What happened while no supervisor listened (since the hello grew
+     * from 672 to 696 bytes; the guest-visible ABI did not change).
+     * resets: guest resets since the device was realized (the power-on
+     * one excluded); instance: random at realize, so another QEMU process
+     * has another value.
+     */
+    uint32_t resets;
     uint32_t flags;                 /* TVD_HELLO_* */
-    uint8_t instance[16];           /* random at realize: another QEMU
-                                     * process has another value */
+    uint8_t instance[16];
 };
 
 /* tvd_device_hello.flags */
-#define TVD_HELLO_RESET_UNREPORTED (1u << 0) /* a guest reset happened while
-                                              * no supervisor was connected;
-                                              * cleared by the next SET_STATE */
+/*
+ * A guest reset happened while no supervisor was connected; cleared by the
+ * next SET_STATE.
+ */
+#define TVD_HELLO_RESET_UNREPORTED (1u << 0)
 #define TVD_HELLO_FLAGS_KNOWN   TVD_HELLO_RESET_UNREPORTED
 
 /* TVD_FRAME_DEVICE_EVENT */
