@@ -373,19 +373,28 @@ static void test_spoof(Fixture *f, gconstpointer data)
     g_assert_no_error(err);
 }
 
+/* Waits (up to 5 s) until something listens on TCP @port in @m's namespace. */
+static void wait_listening(const KitMember *m, guint port)
+{
+    g_assert_cmpint(kit_sh(NULL, "for i in $(seq 50); do ip netns exec %s ss -Hltn "
+                           "'sport = :%u' | grep -q . && exit 0; sleep 0.1; done; exit 1",
+                           m->ns, port), ==, 0);
+}
+
 static gboolean tcp_reaches(const KitMember *from, const KitMember *to, guint port)
 {
     g_autofree char *got = NULL;
     int rc;
 
-    kit_sh(NULL, "ip netns exec %s timeout 5 busybox nc -l -p %u > /tmp/tvdt-%d-%u "
+    kit_sh(NULL, "ip netns exec %s timeout 10 busybox nc -l -p %u > /tmp/tvdt-%d-%u "
            "2>/dev/null &", to->ns, port, (int)getpid(), port);
-    g_usleep(200 * 1000);
+    wait_listening(to, port);
     rc = kit_sh(NULL, "echo hello | ip netns exec %s timeout 3 busybox nc -w 2 %s %u",
                 from->ns, to->ip_text, port);
-    g_usleep(200 * 1000);
-    kit_sh(&got, "cat /tmp/tvdt-%d-%u; rm -f /tmp/tvdt-%d-%u", (int)getpid(), port,
-           (int)getpid(), port);
+    /* What the listener received, once it has written it (up to 3 s). */
+    kit_sh(&got, "f=/tmp/tvdt-%d-%u; for i in $(seq 30); do grep -q hello $f && break; "
+           "[ %d = 0 ] || break; sleep 0.1; done; cat $f; rm -f $f", (int)getpid(), port,
+           rc);
     kit_sh(NULL, "ip netns pids %s | xargs -r kill 2>/dev/null", to->ns);
     return rc == 0 && got && strstr(got, "hello");
 }
@@ -471,7 +480,7 @@ static void test_detach(Fixture *f, gconstpointer data)
     reconcile(f, s, FALSE);
 
     kit_sh(NULL, "ip netns exec %s busybox nc -l -p 7000 > %s 2>/dev/null &", b->ns, sink);
-    g_usleep(200 * 1000);
+    wait_listening(b, 7000);
     kit_sh(NULL, "ip netns exec %s bash -c 'exec 3<>/dev/tcp/%s/7000; "
            "while :; do echo flowing >&3 || exit; sleep 0.05; done' >/dev/null 2>&1 &",
            a->ns, b->ip_text);
@@ -491,7 +500,8 @@ static void test_detach(Fixture *f, gconstpointer data)
     g_assert_no_error(err);
     assert_master(a->tap, NULL);
     g_assert_false(kit_link_up(a->tap));
-    g_usleep(200 * 1000);
+    /* What b's kernel had received may still reach the file; then nothing. */
+    g_usleep(500 * 1000);
     size2 = file_size(sink);
     g_usleep(1000 * 1000);
     size3 = file_size(sink);
