@@ -49,6 +49,9 @@ gboolean kit_enter(char **why)
             return FALSE;
         }
     }
+    /* Member namespaces left by an earlier run that died on an assertion. */
+    kit_sh(NULL, "for n in $(ip netns list | awk '{print $1}' | grep '^tvdt[0-9]*-'); do "
+           "p=${n#tvdt}; p=${p%%%%-*}; kill -0 $p 2>/dev/null || ip netns del $n; done");
     if (unshare(CLONE_NEWNET) != 0) {
         *why = g_strdup_printf("unshare(CLONE_NEWNET): %s", g_strerror(errno));
         return FALSE;
