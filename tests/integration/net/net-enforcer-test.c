@@ -400,12 +400,23 @@ static gboolean tcp_reaches(const KitMember *from, const KitMember *to, guint po
 }
 
 /* A rule web -> db tcp 8080 allows that port and no other; the default denies. */
+static const char rules_policy[] =
+    "{ \"tvd_policy\": 1, \"serial\": 1,"
+    "  \"domain\": { \"name\": \"blue\", \"id\": 7 },"
+    "  \"membership\": { \"unlisted\": \"allow\" },"
+    "  \"network\": { \"subnet\": \"10.100.0.0/24\", \"encryption\": \"none\","
+    "                 \"roles\": [\"web\", \"db\"], \"intra_default\": \"deny\","
+    "                 \"rules\": [ { \"from\": \"web\", \"to\": \"db\","
+    "                              \"protocol\": \"tcp\", \"ports\": [8080] } ] },"
+    "  \"properties\": { \"secure_io\": false } }";
+
 static void test_rules(Fixture *f, gconstpointer data)
 {
     g_autoptr(TvdNetState) s = tvd_net_state_new();
     g_autoptr(TvdNetState) s2 = tvd_net_state_new();
     g_autoptr(GError) err = NULL;
-    TvdPolicyPortRange port = { 8080, 8080 };
+    g_autoptr(TvdPolicy) policy = tvd_policy_parse(rules_policy, strlen(rules_policy), NULL,
+                                                   NULL, &err);
     TvdPolicyPortRange other = { 9090, 9090 };
     TvdNetCounters before, after;
     TvdNetDomain *d7;
@@ -417,9 +428,10 @@ static void test_rules(Fixture *f, gconstpointer data)
     }
     web = member(f, "10.100.0.2");
     db = member(f, "10.100.0.3");
-    d7 = domain(s, 7, FALSE);
-    g_assert_true(tvd_net_domain_add_rule(d7, "web", "db", TVD_POLICY_PROTO_TCP, &port, 1,
-                                          &err));
+    /* The domain's rules and default from its policy's network section. */
+    g_assert_no_error(err);
+    d7 = tvd_net_state_add_policy_domain(s, policy, &err);
+    g_assert_no_error(err);
     add_member(d7, web, "web", TRUE);
     add_member(d7, db, "db", TRUE);
     reconcile(f, s, FALSE);
