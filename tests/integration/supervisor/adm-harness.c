@@ -1165,3 +1165,15 @@ gboolean harness_admit(HarnessAgent *a, HarnessLink *l, guint32 *state,
     tvd_msg_clear(&msg);
     return TRUE;
 }
+
+/* ---- many agents on one main loop ------------------------------------------- */
+
+GBytes *harness_link_take(HarnessLink *l)
+{
+    return g_queue_pop_head(&l->in);
+}
+
+gboolean harness_link_broken(HarnessLink *l)
+{
+    return l->broken;
+}

@@ -149,6 +149,15 @@ guint32 harness_link_reg(HarnessLink *l, guint32 reg);
 gboolean harness_admit(HarnessAgent *a, HarnessLink *l, guint32 *state,
                        GError **error);
 
+/* ---- many agents on one main loop (bench/flood-bench) --------------------- */
+
+/* Fake links: the next AGENT payload already received, or NULL at once
+ * (the main loop is not run). */
+GBytes *harness_link_take(HarnessLink *l);
+/* Fake links: the supervisor closed the connection (or sent a frame that
+ * does not decode). */
+gboolean harness_link_broken(HarnessLink *l);
+
 G_END_DECLS
 
 #endif /* TVD_ADM_HARNESS_H */
