@@ -92,7 +92,7 @@ static void vm_exited(GObject *src, GAsyncResult *res, gpointer data)
         g_clear_object(&vm->swtpm);
     }
     tvd_vm_detach_conn(vm);
-    tvd_vm_save(vm);
+    tvd_vm_record_or_fail(vm);
 }
 
 TvdVm *tvd_supervisor_vm_start(TvdSupervisor *sup, const TvdVmSpec *spec,
@@ -212,7 +212,7 @@ TvdVm *tvd_supervisor_vm_start(TvdSupervisor *sup, const TvdVmSpec *spec,
     }
     g_message("%s: started in domain %s (qemu pid %d)", vm->name, vm->domain,
               (int)vm->qemu_pid);
-    tvd_vm_save(vm);
+    tvd_vm_record_or_fail(vm);
     return vm;
 }
 
@@ -248,7 +248,7 @@ static gboolean on_pid_exit(gint fd, GIOCondition cond, gpointer data)
     vm->qemu_pid = 0;
     tvd_vm_hello_timer_cancel(vm);
     tvd_vm_detach_conn(vm);
-    tvd_vm_save(vm);
+    tvd_vm_record_or_fail(vm);
     close(fd);
     return G_SOURCE_REMOVE;
 }

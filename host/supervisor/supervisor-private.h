@@ -93,6 +93,7 @@ struct TvdSupervisor {
     /* metrics */
     guint64 verdicts;
     guint64 failures[TVD_CAUSE_COUNT_]; /* rejections by cause */
+    gboolean fail_store_writes; /* tests: every VM record write fails */
     guint64 no_device_hello;    /* launches whose device never said hello */
     TvdPromHistogram latency;   /* request to verdict, seconds */
 };
@@ -101,6 +102,12 @@ struct TvdSupervisor {
 TvdVm *tvd_vm_new(TvdSupervisor *sup, const char *name);
 void tvd_vm_free(TvdVm *vm);
 void tvd_vm_set_str(char **dst, const char *src);
+/*
+ * Saves the VM's record; when that fails, a member is taken out of
+ * membership (QUARANTINED, store-failure) and its device told: a state that
+ * is not durable must not keep a link up. Returns whether it was saved.
+ */
+gboolean tvd_vm_record_or_fail(TvdVm *vm);
 /* State, cause, detail and reason from @v, nothing else (no record). */
 void tvd_vm_set_verdict(TvdVm *vm, const TvdVerdict *v);
 /* ISO 8601 of a wall-clock time, NULL for 0. */
@@ -123,7 +130,9 @@ gboolean tvd_supervisor_audit_event(TvdSupervisor *sup, const char *actor,
 void tvd_vm_deadline_update(TvdVm *vm);
 
 /* vm-record.c */
-void tvd_vm_save(TvdVm *vm);
+/* Writes the VM's record; a failure is the caller's to handle (fail closed:
+ * tvd_vm_record_or_fail). */
+gboolean tvd_vm_save(TvdVm *vm, GError **error);
 /* Every VM record in the store, back as VMs (their QEMUs followed). */
 gboolean tvd_vm_restore_all(TvdSupervisor *sup, GError **error);
 

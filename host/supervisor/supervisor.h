@@ -98,6 +98,8 @@ TvdDomains *tvd_supervisor_domains(TvdSupervisor *sup);
 /* The hash-chained audit log of every decision (host/store/audit.h). */
 typedef struct _TvdAuditLog TvdAuditLog;
 TvdAuditLog *tvd_supervisor_audit(TvdSupervisor *sup);
+/* Tests: make every VM record write fail (a full or broken store). */
+void tvd_supervisor_fail_store_writes(TvdSupervisor *sup, gboolean fail);
 /* Prometheus text exposition of the supervisor's metrics. */
 void tvd_supervisor_metrics(TvdSupervisor *sup, GString *out);
 

@@ -72,6 +72,6 @@ void tvd_vm_evidence_verified(TvdVm *vm)
 {
     vm->last_verified_us = g_get_real_time();
     /* Persisted at once: a restart counts from here, not from its start. */
-    tvd_vm_save(vm);
+    tvd_vm_record_or_fail(vm);
     tvd_vm_deadline_update(vm);
 }

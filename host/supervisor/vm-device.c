@@ -97,7 +97,7 @@ static void on_hello(TvdDeviceConn *conn, const struct tvd_device_hello *h,
         tvd_vm_hello_timer_cancel(vm);
         tvd_vm_transition(vm, &why, "device");
     } else if (!tvd_vm_hello_arrived(vm)) {
-        tvd_vm_save(vm);
+        tvd_vm_record_or_fail(vm);
         tvd_vm_push_state(vm);
     }
 }

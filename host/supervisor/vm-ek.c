@@ -65,7 +65,7 @@ gboolean tvd_supervisor_vm_register_ek(TvdSupervisor *sup, const char *name,
         tvd_verdict_set(&pending, TVD_STATE_PENDING, TVD_CAUSE_AWAITING,
                         "registered, awaiting its device");
         tvd_vm_set_verdict(vm, &pending);
-        tvd_vm_save(vm);
+        tvd_vm_record_or_fail(vm);
     }
     path = tvd_vm_registered_ek_path(vm);
     if (g_mkdir_with_parents(vm->dir, 0700) != 0 ||

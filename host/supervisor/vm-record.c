@@ -68,23 +68,25 @@ static JsonNode *vm_record(const TvdVm *vm)
  * Written before a new state is pushed to the device: a supervisor killed
  * at any point restarts with every state.
  */
-void tvd_vm_save(TvdVm *vm)
+gboolean tvd_vm_save(TvdVm *vm, GError **error)
 {
     g_autoptr(JsonGenerator) gen = json_generator_new();
     g_autoptr(JsonNode) root = vm_record(vm);
     g_autofree char *key = g_strconcat(VM_KEY_PREFIX, vm->name, NULL);
     g_autofree char *text = NULL;
-    g_autoptr(GError) err = NULL;
 
     if (!vm->sup->store) {
-        return;
+        return TRUE;
+    }
+    if (vm->sup->fail_store_writes) {
+        g_set_error(error, TVD_SUPERVISOR_ERROR, TVD_SUPERVISOR_ERROR_FAILED,
+                    "store writes fail (injected)");
+        return FALSE;
     }
     json_generator_set_root(gen, root);
     text = json_generator_to_data(gen, NULL);
-    if (!tvd_store_put_string(vm->sup->store, key, text, NULL, &err)) {
-        g_critical("%s: cannot save the VM record: %s", vm->name,
-                   err->message);
-    }
+    /* Every string in the record is ASCII or escaped: valid JSON. */
+    return tvd_store_put_string(vm->sup->store, key, text, NULL, error);
 }
 
 /* Text the supervisor escaped before storing it (TvdVerdict's detail). */

@@ -199,6 +199,39 @@ void tvd_vm_set_verdict(TvdVm *vm, const TvdVerdict *v)
                               : g_strdup(tvd_cause_name(v->cause));
 }
 
+/* A durable write failed: the VM leaves membership, the device follows. */
+static void fail_closed(TvdVm *vm, TvdCause cause, const char *what)
+{
+    TvdVerdict v;
+
+    if (vm->state != TVD_STATE_ADMITTED) {
+        return;
+    }
+    tvd_verdict_set(&v, TVD_STATE_QUARANTINED, cause, "%s", what);
+    tvd_vm_set_verdict(vm, &v);
+    vm->since_us = g_get_real_time();
+    g_warning("%s: %s: %s; the VM is QUARANTINED", vm->name,
+               tvd_cause_name(cause), what);
+    g_clear_handle_id(&vm->deadline_id, g_source_remove);
+    tvd_vm_push_state(vm);
+}
+
+gboolean tvd_vm_record_or_fail(TvdVm *vm)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *what = NULL;
+
+    if (tvd_vm_save(vm, &err)) {
+        return TRUE;
+    }
+    what = g_strdup_printf("the VM record cannot be written: %s",
+                           err->message);
+    fail_closed(vm, TVD_CAUSE_STORE_FAILURE, what);
+    /* Still worth a try: the safe state on disk too if the store is back. */
+    tvd_vm_save(vm, NULL);
+    return FALSE;
+}
+
 void tvd_vm_transition(TvdVm *vm, const TvdVerdict *v, const char *actor)
 {
     guint32 old = vm->state;
@@ -208,15 +241,23 @@ void tvd_vm_transition(TvdVm *vm, const TvdVerdict *v, const char *actor)
     g_message("%s: %s -> %s by %s: %s", vm->name, tvd_state_name(old),
               tvd_state_name(vm->state), actor, vm->reason);
     /* Recorded first, then the device: the link gate follows at once. */
-    tvd_vm_save(vm);
+    tvd_vm_record_or_fail(vm);
     tvd_vm_push_state(vm);
     tvd_vm_deadline_update(vm);
     {
         g_autofree char *event = g_ascii_strdown(tvd_state_name(vm->state),
                                                  -1);
+        /* What was decided in the end (a failed write changes it). */
+        TvdVerdict now = { .state = vm->state, .cause = vm->cause };
 
-        tvd_supervisor_audit_event(vm->sup, actor, vm->name, vm->domain,
-                                   event, vm->reason, v);
+        g_strlcpy(now.detail, vm->detail ? vm->detail : "", sizeof(now.detail));
+        if (!tvd_supervisor_audit_event(vm->sup, actor, vm->name, vm->domain,
+                                        event, vm->reason, &now)) {
+            /* A decision that is not in the audit log is not kept. */
+            fail_closed(vm, TVD_CAUSE_AUDIT_FAILURE,
+                        "the audit log refused the entry");
+            tvd_vm_save(vm, NULL);
+        }
     }
 }
 
@@ -284,6 +325,11 @@ gboolean tvd_supervisor_vm_readmit(TvdSupervisor *sup, const char *name,
     tvd_vm_transition(vm, &v, "operator");
     tvd_admission_reattest(vm->adm);
     return TRUE;
+}
+
+void tvd_supervisor_fail_store_writes(TvdSupervisor *sup, gboolean fail)
+{
+    sup->fail_store_writes = fail;
 }
 
 const char *tvd_vm_name(const TvdVm *vm)

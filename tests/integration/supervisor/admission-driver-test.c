@@ -22,6 +22,7 @@
 #include <openssl/evp.h>
 
 #include "adm-harness.h"
+#include "audit.h"
 #include "frame.h"
 
 #define VM          "vm1"
@@ -803,6 +804,47 @@ static void test_relay_to_other_vtpm(Fixture *f, gconstpointer data)
     admit_good(f);
 }
 
+/*
+ * Attack: guest bytes in a rejection reason. A measured path of invalid
+ * UTF-8 ends in the verdict's detail: escaped (\\xNN), so the VM record
+ * is valid JSON, the audit entry is taken and verifies, and a restarted
+ * supervisor restores the VM as it was (not as a fresh PENDING one).
+ */
+static void test_invalid_utf8_path(Fixture *f, gconstpointer data)
+{
+    static const char evil[] = "echo evil\n";
+    g_autoptr(GError) err = NULL;
+    TvdAuditReport report = { 0 };
+    guint8 digest[32];
+    guint32 state = 0;
+
+    if (!f->sup) {
+        return;
+    }
+    EVP_Digest(evil, sizeof(evil) - 1, digest, NULL, EVP_sha256(), NULL);
+    g_assert_true(harness_agent_measure(f->agent, "/usr/bin/ev\xff\xfeil\x01",
+                                        digest, &err));
+    g_assert_no_error(err);
+    g_assert_true(harness_admit(f->agent, f->link, &state, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(state, ==, TVD_STATE_QUARANTINED);
+    g_test_message("detail: %s", tvd_vm_detail(vm_of(f)));
+    g_assert_nonnull(strstr(tvd_vm_detail(vm_of(f)), "ev\\xff\\xfeil\\x01"));
+    g_assert_true(harness_wait(link_down_confirmed, f, 30000));
+    g_assert_true(tvd_audit_verify(tvd_supervisor_audit(f->sup), &report,
+                                   &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(report.fault, ==, TVD_AUDIT_OK);
+    tvd_audit_report_clear(&report);
+
+    g_clear_pointer(&f->sup, tvd_supervisor_free);
+    f->sup = harness_supervisor_restart(f->dir, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(vm_of(f));
+    g_assert_cmpint(tvd_vm_state(vm_of(f)), ==, TVD_STATE_QUARANTINED);
+    g_assert_nonnull(strstr(tvd_vm_detail(vm_of(f)), "ev\\xff\\xfeil\\x01"));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -826,6 +868,7 @@ int main(int argc, char **argv)
     ADD_I("hello-does-not-postpone", "1s/3s", test_hello_does_not_postpone);
     ADD("new-qemu-process", test_new_qemu_process);
     ADD("relay-to-other-vtpm", test_relay_to_other_vtpm);
+    ADD("invalid-utf8-path", test_invalid_utf8_path);
     ADD("reset-while-away", test_reset_while_away);
     ADD_I("restart-deadline-runs", "1s/5s", test_restart_deadline_runs);
 #undef ADD

@@ -252,6 +252,36 @@ static void test_restart_keeps_state(Fixture *f, gconstpointer data)
     wait_for(f->sup, "app2", link_down_confirmed, "app2 kept down");
 }
 
+/*
+ * A durable write that fails, fails closed: an admitted VM whose record
+ * cannot be written (its next verified evidence) leaves membership with
+ * cause store-failure, and its device takes the link down.
+ */
+static void test_store_failure_fails_closed(Fixture *f, gconstpointer data)
+{
+    TvdVm *vm;
+
+    if (!f->sup) {
+        return;
+    }
+    start_adopted_qemu(f, "st1", "blue");
+    wait_for(f->sup, "st1", is_connected, "adoption");
+    vm = tvd_supervisor_vm_find(f->sup, "st1");
+    admit(vm);
+    wait_for(f->sup, "st1", link_up, "link up");
+
+    tvd_supervisor_fail_store_writes(f->sup, TRUE);
+    g_test_expect_message("tvd-supervisor", G_LOG_LEVEL_WARNING,
+                          "st1: store-failure: *; the VM is QUARANTINED");
+    tvd_vm_evidence_verified(vm);
+    g_test_assert_expected_messages();
+    g_assert_cmpint(tvd_vm_state(vm), ==, TVD_STATE_QUARANTINED);
+    g_assert_cmpint(tvd_vm_cause(vm), ==, TVD_CAUSE_STORE_FAILURE);
+    g_assert_nonnull(strstr(tvd_vm_detail(vm), "cannot be written"));
+    wait_for(f->sup, "st1", link_down_confirmed, "link down");
+    tvd_supervisor_fail_store_writes(f->sup, FALSE);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -261,5 +291,8 @@ int main(int argc, char **argv)
                fixture_setup, test_qemu_killed, fixture_teardown);
     g_test_add("/supervisor/device/restart-keeps-state", Fixture, NULL,
                fixture_setup, test_restart_keeps_state, fixture_teardown);
+    g_test_add("/supervisor/device/store-failure-fails-closed", Fixture, NULL,
+               fixture_setup, test_store_failure_fails_closed,
+               fixture_teardown);
     return g_test_run();
 }
