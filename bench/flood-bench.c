@@ -15,6 +15,9 @@
  *   malformed  sends AGENT payloads that do not decode, and a frame with a
  *              broken header (the connection drops; it connects again).
  *
+ * --attackers runs that many attacker VMs at once, each in its own process
+ * (--modes selects what they do).
+ *
  * Every VM is a software agent (host/verifier/synth-agent.h: software EK
  * with a certificate from the supervisor's vTPM CA, registered for its
  * name; software AK, ActivateCredential and quotes) on a fake device on
@@ -28,7 +31,7 @@
  * (missed deadlines among them), the longest gap between two attest
  * requests of one VM; the supervisor's CPU and memory.
  *
- * Usage: flood-bench [--vms N] [--seconds S]
+ * Usage: flood-bench [--vms N] [--seconds S] [--attackers A]
  *                    [--modes hellos,oversize,big,chunks,malformed]
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -51,7 +54,7 @@
 #define DOMAIN      "flood"
 #define INTERVAL    "1s"
 #define DEADLINE    "3s"
-#define ATTACKER    "attacker"
+#define ATTACKERS_MAX 8u
 #define WARMUP_MAX_S 180
 
 /* The oversize messages: records of the entry cap, under the frame cap. */
@@ -85,6 +88,7 @@ static double now_ms(void)
 typedef struct {
     guint vms;
     guint seconds;
+    guint attackers;
     char *modes;                /* comma-separated mode names, NULL = all */
 } Args;
 
@@ -99,6 +103,12 @@ static gboolean mode_on(Mode m)
     }
     v = g_strsplit(opts.modes, ",", -1);
     return g_strv_contains((const char *const *)v, mode_names[m]);
+}
+
+/* "attacker", then "attacker-1", ... */
+static char *attacker_name(guint i)
+{
+    return i ? g_strdup_printf("attacker-%u", i) : g_strdup("attacker");
 }
 
 /* ---- pipes between the processes: short lines ------------------------------- */
@@ -466,6 +476,7 @@ typedef struct {
     TvdSynthAgent *agent;
     HarnessLink *link;
     const Setup *setup;
+    const char *name;
     int rfd;
     GBytes *big_chunk;          /* LOG_CHUNK payload, more = TRUE */
     GPtrArray *big_entries;
@@ -572,7 +583,7 @@ static gboolean attack_reconnect(Attack *a)
     g_autoptr(GError) err = NULL;
 
     g_clear_pointer(&a->link, harness_link_free);
-    a->link = harness_fake_link_new(a->setup->adopt_socket, ATTACKER, DOMAIN,
+    a->link = harness_fake_link_new(a->setup->adopt_socket, a->name, DOMAIN,
                                     &err);
     a->reconnects++;
     return a->link != NULL;
@@ -748,11 +759,11 @@ static void attack_malformed(Attack *a, guint ms)
     attack_reconnect(a);
 }
 
-static int attacker_main(int rfd, int wfd)
+static int attacker_main(int rfd, int wfd, const char *name)
 {
     g_autoptr(GError) err = NULL;
     Setup s = { 0 };
-    Attack a = { .rfd = rfd, .setup = &s };
+    Attack a = { .rfd = rfd, .setup = &s, .name = name };
     g_autofree char *go = NULL;
     guint8 sha1[20] = { 0 };
     g_autofree guint8 *data = NULL;
@@ -762,7 +773,7 @@ static int attacker_main(int rfd, int wfd)
     if (!read_setup(rfd, &s)) {
         return 1;
     }
-    a.agent = agent_for(&s, ATTACKER, &err);
+    a.agent = agent_for(&s, name, &err);
     if (!a.agent) {
         g_printerr("attacker: %s\n", err->message);
         return 1;
@@ -821,7 +832,7 @@ static int attacker_main(int rfd, int wfd)
             break;
         }
     }
-    g_print("the attacker, in %.0f s: %" G_GUINT64_FORMAT " hellos (%"
+    g_print("%s, in %.0f s: %" G_GUINT64_FORMAT " hellos (%"
             G_GUINT64_FORMAT " answered with a challenge), %" G_GUINT64_FORMAT
             " oversize evidence/LOG_CHUNK messages in rounds and %"
             G_GUINT64_FORMAT " back to back (%.0f MiB; %"
@@ -829,7 +840,8 @@ static int attacker_main(int rfd, int wfd)
             " unexpected LOG_CHUNKs, %" G_GUINT64_FORMAT " malformed payloads, %"
             G_GUINT64_FORMAT " broken frames (%" G_GUINT64_FORMAT
             " reconnections), %" G_GUINT64_FORMAT " verdicts received; last: %s\n",
-            (now_ms() - t0) / 1000, a.hellos, a.challenges, a.oversize_msgs,
+            name, (now_ms() - t0) / 1000, a.hellos, a.challenges,
+            a.oversize_msgs,
             a.big_msgs, a.oversize_bytes / 1048576.0, a.byte_cap_verdicts, a.chunks,
             a.malformed, a.broken_frames, a.reconnects, a.memberships,
             a.last_verdict ? a.last_verdict : "none");
@@ -962,7 +974,9 @@ static int run_honest(int rfd, int wfd, gpointer data)
 
 static int run_attacker(int rfd, int wfd, gpointer data)
 {
-    return attacker_main(rfd, wfd);
+    g_autofree char *name = attacker_name(GPOINTER_TO_UINT(data));
+
+    return attacker_main(rfd, wfd, name);
 }
 
 static gboolean register_ek(TvdSupervisor *sup, const char *ek_dir,
@@ -1005,11 +1019,11 @@ static gboolean on_line(gint fd, GIOCondition cond, gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
-/* The honest VMs' states and the attacker's, as the supervisor has them. */
-static char *vm_states(TvdSupervisor *sup)
+/* The honest VMs' states and the attackers', as the supervisor has them. */
+static char *vm_states(TvdSupervisor *sup, guint attackers)
 {
-    TvdVm *vm = tvd_supervisor_vm_find(sup, ATTACKER);
     g_autoptr(GList) vms = tvd_supervisor_vm_list(sup);
+    GString *out = g_string_new(NULL);
     guint admitted = 0;
     guint honest = 0;
 
@@ -1019,12 +1033,20 @@ static char *vm_states(TvdSupervisor *sup)
             admitted += tvd_vm_state(l->data) == TVD_STATE_ADMITTED;
         }
     }
-    return g_strdup_printf("at the end: honest VMs ADMITTED %u of %u; the "
-                           "attacker %s, %s (%s)\n", admitted, honest,
-                           vm ? tvd_state_name(tvd_vm_state(vm)) : "unknown",
-                           vm && tvd_vm_connected(vm) ? "connected"
-                                                      : "not connected",
-                           vm ? tvd_vm_reason(vm) : "");
+    g_string_append_printf(out, "at the end: honest VMs ADMITTED %u of %u\n",
+                           admitted, honest);
+    for (guint i = 0; i < attackers; i++) {
+        g_autofree char *name = attacker_name(i);
+        TvdVm *vm = tvd_supervisor_vm_find(sup, name);
+
+        g_string_append_printf(out, "  %s: %s, %s (%s)\n", name,
+                               vm ? tvd_state_name(tvd_vm_state(vm))
+                                  : "unknown",
+                               vm && tvd_vm_connected(vm) ? "connected"
+                                                          : "not connected",
+                               vm ? tvd_vm_reason(vm) : "");
+    }
+    return g_string_free(out, FALSE);
 }
 
 static void rmrf(const char *dir)
@@ -1044,11 +1066,14 @@ static int bench(Args *args)
     g_autofree char *setup = NULL;
     g_autofree char *ca_dir = NULL;
     g_autofree char *l1 = NULL;
-    g_autofree char *l2 = NULL;
     g_autofree char *verdicts = NULL;
     g_autoptr(TvdSupervisor) sup = NULL;
-    int h_to, h_from, a_to, a_from;
-    pid_t hp, ap;
+    int h_to, h_from;
+    int a_to[ATTACKERS_MAX];
+    int a_from[ATTACKERS_MAX];
+    pid_t hp;
+    pid_t ap[ATTACKERS_MAX];
+    guint na = args->attackers;
     LineWatch w = { 0 };
     Snapshot snap[4];
     guint got = 0;
@@ -1068,8 +1093,13 @@ static int bench(Args *args)
     }
     /* The children fork before this process grows threads. */
     hp = spawn(&h_to, &h_from, run_honest, args);
-    ap = spawn(&a_to, &a_from, run_attacker, NULL);
-    if (hp < 0 || ap < 0) {
+    for (guint i = 0; i < na; i++) {
+        ap[i] = spawn(&a_to[i], &a_from[i], run_attacker, GUINT_TO_POINTER(i));
+        if (ap[i] < 0) {
+            return 1;
+        }
+    }
+    if (hp < 0) {
         return 1;
     }
     dir = g_dir_make_tmp("tvd-flood-XXXXXX", &err);
@@ -1078,7 +1108,9 @@ static int bench(Args *args)
     if (!sup) {
         g_printerr("supervisor: %s\n", err->message);
         kill(hp, SIGKILL);
-        kill(ap, SIGKILL);
+        for (guint i = 0; i < na; i++) {
+            kill(ap[i], SIGKILL);
+        }
         rc = 1;
         goto out;
     }
@@ -1089,12 +1121,25 @@ static int bench(Args *args)
     setup = g_strdup_printf("%s\n%s\n%s\n",
                             tvd_supervisor_config(sup)->adopt_socket, ca_dir,
                             ek_dir);
-    if (write(h_to, setup, strlen(setup)) != (ssize_t)strlen(setup) ||
-        write(a_to, setup, strlen(setup)) != (ssize_t)strlen(setup) ||
-        !(l1 = get_line(h_from)) || !(l2 = get_line(a_from))) {
+    for (guint i = 0; i < na; i++) {
+        if (write(a_to[i], setup, strlen(setup)) != (ssize_t)strlen(setup)) {
+            rc = 1;
+        }
+    }
+    if (rc || write(h_to, setup, strlen(setup)) != (ssize_t)strlen(setup) ||
+        !(l1 = get_line(h_from))) {
         g_printerr("the agents' processes failed\n");
         rc = 1;
         goto out;
+    }
+    for (guint i = 0; i < na; i++) {
+        g_autofree char *ready = get_line(a_from[i]);
+
+        if (!ready) {
+            g_printerr("an attacker's process failed\n");
+            rc = 1;
+            goto out;
+        }
     }
     /* Every adopted VM is bound to its EK before it connects. */
     for (guint i = 0; i < args->vms; i++) {
@@ -1104,7 +1149,12 @@ static int bench(Args *args)
             break;
         }
     }
-    if (err || !register_ek(sup, ek_dir, ATTACKER, &err)) {
+    for (guint i = 0; i < na && !err; i++) {
+        g_autofree char *name = attacker_name(i);
+
+        register_ek(sup, ek_dir, name, &err);
+    }
+    if (err) {
         g_printerr("register the EK: %s\n", err->message);
         rc = 1;
         goto out;
@@ -1124,11 +1174,13 @@ static int bench(Args *args)
                 snapshot(&snap[1]);
             } else if (g_str_equal(line, "attack")) {
                 snapshot(&snap[2]);
-                put_line(a_to, "go");
+                for (guint i = 0; i < na; i++) {
+                    put_line(a_to[i], "go");
+                }
             } else if (g_str_equal(line, "done")) {
                 snapshot(&snap[3]);
                 /* While the attacker is still connected. */
-                verdicts = vm_states(sup);
+                verdicts = vm_states(sup, na);
                 attack_done = TRUE;
             } else {
                 g_printerr("the honest VMs' process ended early\n");
@@ -1137,12 +1189,15 @@ static int bench(Args *args)
             }
         }
     }
-    put_line(a_to, "stop");
-    /* The attacker reports; the supervisor keeps serving it meanwhile. */
-    {
+    for (guint i = 0; i < na; i++) {
+        put_line(a_to[i], "stop");
+    }
+    /* Each attacker reports; the supervisor keeps serving them meanwhile. */
+    for (guint i = 0; i < na; i++) {
         LineWatch aw = { .buf = g_string_new(NULL),
                          .lines = g_ptr_array_new_with_free_func(g_free) };
-        guint src = g_unix_fd_add(a_from, G_IO_IN | G_IO_HUP, on_line, &aw);
+        guint src = g_unix_fd_add(a_from[i], G_IO_IN | G_IO_HUP, on_line,
+                                  &aw);
 
         while (aw.lines->len == 0) {
             g_main_context_iteration(NULL, TRUE);
@@ -1167,7 +1222,10 @@ static int bench(Args *args)
 out:
     put_line(h_to, "stop");
     close(h_to);
-    close(a_to);
+    for (guint i = 0; i < na; i++) {
+        close(a_to[i]);
+        close(a_from[i]);
+    }
     if (hp > 0) {
         waitpid(hp, &status, 0);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -1175,8 +1233,8 @@ out:
             rc = 1;
         }
     }
-    if (ap > 0) {
-        waitpid(ap, &status, 0);
+    for (guint i = 0; i < na; i++) {
+        waitpid(ap[i], &status, 0);
     }
     if (w.buf) {
         g_string_free(w.buf, TRUE);
@@ -1195,6 +1253,8 @@ int main(int argc, char **argv)
         { "vms", 0, 0, G_OPTION_ARG_INT, &opts.vms, "honest VMs", "N" },
         { "seconds", 0, 0, G_OPTION_ARG_INT, &opts.seconds,
           "length of the baseline and of the attack", "S" },
+        { "attackers", 0, 0, G_OPTION_ARG_INT, &opts.attackers,
+          "attacker VMs, each in its own process (default 1)", "A" },
         { "modes", 0, 0, G_OPTION_ARG_STRING, &opts.modes,
           "what the attacker does (default all): hellos, oversize (in "
           "rounds), big (8 MiB chunks back to back), chunks (small "
@@ -1206,13 +1266,16 @@ int main(int argc, char **argv)
 
     opts.vms = 100;
     opts.seconds = 30;
+    opts.attackers = 1;
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!g_option_context_parse(ctx, &argc, &argv, &err)) {
         g_printerr("%s\n", err->message);
         return 2;
     }
-    if (opts.vms == 0 || opts.vms > 999 || opts.seconds == 0) {
-        g_printerr("--vms 1..999, --seconds 1 or more\n");
+    if (opts.vms == 0 || opts.vms > 999 || opts.seconds == 0 ||
+        opts.attackers == 0 || opts.attackers > ATTACKERS_MAX) {
+        g_printerr("--vms 1..999, --seconds 1 or more, --attackers 1..%u\n",
+                   ATTACKERS_MAX);
         return 2;
     }
     for (const char *const *p = (const char *const[]){ "swtpm_setup",
