@@ -187,6 +187,9 @@ static void clear_round(TvdAdmission *adm)
 static void unbind(TvdAdmission *adm)
 {
     cancel_timers(adm);
+    /* Nonces issued for this binding answer nothing any more. */
+    tvd_nonce_store_revoke_owner(adm->shared->nonces,
+                                 adm->host->name(adm->vm));
     clear_round(adm);
     g_clear_pointer(&adm->ek, tvd_tpm_public_free);
     g_clear_pointer(&adm->ak, tvd_ak_key_free);
@@ -536,6 +539,14 @@ static void start_round(TvdAdmission *adm)
         adm->host->state(adm->vm) == TVD_STATE_REVOKED) {
         return;
     }
+    /*
+     * One live nonce per VM: one of an earlier request of this VM answers
+     * nothing any more, and consumed ones make room for live ones, so no
+     * guest can fill the store that every VM's rounds draw from.
+     */
+    tvd_nonce_store_revoke_owner(adm->shared->nonces,
+                                 adm->host->name(adm->vm));
+    tvd_nonce_store_make_room(adm->shared->nonces);
     if (!tvd_round_request_new(&adm->req, adm->round_state, adm_policy(adm),
                                adm->caps, adm->shared->nonces,
                                adm->host->name(adm->vm), &err)) {

@@ -178,3 +178,41 @@ tvd_nonce_store_consume(TvdNonceStore *store, const char *owner,
     tvd_nonce_store_prune(store);
     return TRUE;
 }
+
+/* ---- per-owner quotas (the supervisor's VMs) ------------------------------ */
+
+static gboolean
+is_used(gpointer key, gpointer value, gpointer user_data)
+{
+    (void)key;
+    (void)user_data;
+    return ((const NonceEntry *)value)->used;
+}
+
+guint
+tvd_nonce_store_make_room(TvdNonceStore *store)
+{
+    tvd_nonce_store_prune(store);
+    if (g_hash_table_size(store->table) < store->max) {
+        return 0;
+    }
+    /* Consumed nonces are only remembered to name a replay precisely (a
+     * forgotten one is refused as unknown): live ones come first. */
+    return g_hash_table_foreach_remove(store->table, is_used, NULL);
+}
+
+static gboolean
+outstanding_of(gpointer key, gpointer value, gpointer user_data)
+{
+    const NonceEntry *e = value;
+
+    (void)key;
+    return !e->used && g_strcmp0(e->owner, user_data) == 0;
+}
+
+guint
+tvd_nonce_store_revoke_owner(TvdNonceStore *store, const char *owner)
+{
+    return g_hash_table_foreach_remove(store->table, outstanding_of,
+                                       (gpointer)(owner ? owner : ""));
+}

@@ -236,6 +236,12 @@ gboolean tvd_nonce_store_consume(TvdNonceStore *store, const char *owner,
 guint tvd_nonce_store_prune(TvdNonceStore *store);
 /* Entries held (outstanding nonces and remembered consumed ones). */
 guint tvd_nonce_store_size(TvdNonceStore *store);
+/* When the store is full, forgets the consumed nonces it remembers (a
+ * replay of one is then refused as unknown, not as reused), so that only
+ * live nonces can fill it; returns how many were forgotten. */
+guint tvd_nonce_store_make_room(TvdNonceStore *store);
+/* Drops @owner's unconsumed nonces (its binding is gone); returns how many. */
+guint tvd_nonce_store_revoke_owner(TvdNonceStore *store, const char *owner);
 
 /* ---- EK certificates ----------------------------------------------------------- */
 
