@@ -847,6 +847,47 @@ static void test_invalid_utf8_path(Fixture *f, gconstpointer data)
     g_assert_nonnull(strstr(tvd_vm_detail(vm_of(f)), "ev\\xff\\xfeil\\x01"));
 }
 
+/*
+ * Attack: hellos at line rate, each an EK and AK check. A VM gets 4 at once
+ * and then one per second: of 12 hellos sent back to back, 4 (5 if a second
+ * passed) are answered with a challenge, the rest dropped.
+ */
+static void test_hello_rate_limit(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GBytes) hello = NULL;
+    gint64 start;
+    gint64 end;
+    guint challenges = 0;
+
+    if (!f->sup) {
+        return;
+    }
+    hello = harness_agent_hello(f->agent);
+    start = g_get_monotonic_time();
+    for (guint i = 0; i < 12; i++) {
+        send_payload(f, hello);
+    }
+    end = g_get_monotonic_time() + G_USEC_PER_SEC;
+    while (g_get_monotonic_time() < end) {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(GBytes) b = harness_link_recv(
+            f->link, MAX((end - g_get_monotonic_time()) / 1000, 1), &err);
+        TvdMsg msg;
+
+        if (b && tvd_msg_decode(b, &msg, NULL)) {
+            challenges += msg.type == TVD_MSG_CREDENTIAL_CHALLENGE;
+            tvd_msg_clear(&msg);
+        }
+    }
+    g_test_message("%u challenges for 12 hellos in %.2f s", challenges,
+                   (g_get_monotonic_time() - start) / 1e6);
+    g_assert_cmpuint(challenges, >=, 4);
+    g_assert_cmpuint(challenges, <=,
+                     4 + (g_get_monotonic_time() - start) / G_USEC_PER_SEC);
+    /* The VM is none the worse: a good agent is admitted. */
+    admit_good(f);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -871,6 +912,7 @@ int main(int argc, char **argv)
     ADD("new-qemu-process", test_new_qemu_process);
     ADD("relay-to-other-vtpm", test_relay_to_other_vtpm);
     ADD("invalid-utf8-path", test_invalid_utf8_path);
+    ADD("hello-rate-limit", test_hello_rate_limit);
     ADD("reset-while-away", test_reset_while_away);
     ADD_I("restart-deadline-runs", "1s/5s", test_restart_deadline_runs);
 #undef ADD

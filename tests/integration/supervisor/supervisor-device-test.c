@@ -13,6 +13,7 @@
 #include <signal.h>
 
 #include "supervisor.h"
+#include "store.h"
 
 typedef struct {
     char *dir;
@@ -282,6 +283,46 @@ static void test_store_failure_fails_closed(Fixture *f, gconstpointer data)
     tvd_supervisor_fail_store_writes(f->sup, FALSE);
 }
 
+/*
+ * A VM record that cannot be read stops the start with an error naming it:
+ * skipping it would bring a revoked VM back as a fresh PENDING one. (No
+ * QEMU needed.)
+ */
+static void test_unreadable_record_stops_start(void)
+{
+    g_autofree char *dir = g_dir_make_tmp("tvd-sup-XXXXXX", NULL);
+    g_autofree char *conf = g_strdup_printf("[supervisor]\nstate_dir=%s\n",
+                                            dir);
+    g_autofree char *db = g_build_filename(dir, "store.db", NULL);
+    g_autofree char *cmd = g_strdup_printf("rm -rf %s", dir);
+    g_autoptr(GError) err = NULL;
+    TvdSupervisor *sup;
+
+    /* A first start makes the state directory and the store. */
+    sup = tvd_supervisor_new(tvd_config_load_data(conf, strlen(conf), &err));
+    g_assert_no_error(err);
+    g_assert_true(tvd_supervisor_start(sup, &err));
+    g_assert_no_error(err);
+    tvd_supervisor_free(sup);
+    {
+        g_autoptr(TvdStore) store = tvd_store_sqlite_open(db, NULL, &err);
+
+        g_assert_no_error(err);
+        g_assert_true(tvd_store_put_string(store, "/vms/gone",
+                                           "{\"name\": \"gone\", \"state\": ",
+                                           NULL, &err));
+        g_assert_no_error(err);
+    }
+    sup = tvd_supervisor_new(tvd_config_load_data(conf, strlen(conf), &err));
+    g_assert_no_error(err);
+    g_assert_false(tvd_supervisor_start(sup, &err));
+    g_assert_error(err, TVD_SUPERVISOR_ERROR, TVD_SUPERVISOR_ERROR_FAILED);
+    g_assert_nonnull(strstr(err->message, "/vms/gone"));
+    g_assert_null(tvd_supervisor_vm_find(sup, "gone"));
+    tvd_supervisor_free(sup);
+    g_assert_cmpint(system(cmd), ==, 0);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -291,6 +332,8 @@ int main(int argc, char **argv)
                fixture_setup, test_qemu_killed, fixture_teardown);
     g_test_add("/supervisor/device/restart-keeps-state", Fixture, NULL,
                fixture_setup, test_restart_keeps_state, fixture_teardown);
+    g_test_add_func("/supervisor/device/unreadable-record-stops-start",
+                    test_unreadable_record_stops_start);
     g_test_add("/supervisor/device/store-failure-fails-closed", Fixture, NULL,
                fixture_setup, test_store_failure_fails_closed,
                fixture_teardown);
