@@ -26,6 +26,7 @@ struct TvdDeviceConn {
     gboolean writing;
     gboolean closed;
     gboolean have_hello;
+    gsize agent_max;        /* payload of a frame its G2H half can hold */
     guint32 seq;
     pid_t pid;
     uid_t uid;
@@ -81,6 +82,8 @@ static void conn_handle_frame(TvdDeviceConn *conn,
             return;
         }
         conn->have_hello = TRUE;
+        conn->agent_max = TVD_MBOX_HALF(hello.mailbox_size) -
+                          TVD_FRAME_HEADER_SIZE;
         if (conn->ops->hello) {
             conn->ops->hello(conn, &hello, conn->opaque);
         }
@@ -105,6 +108,20 @@ static void conn_handle_frame(TvdDeviceConn *conn,
     case TVD_FRAME_AGENT:
         if (!conn->have_hello) {
             conn_fail(conn, "agent frame before the device hello");
+            return;
+        }
+        /*
+         * The device relays one mailbox half at a time: a larger frame is
+         * not from a tvd device, and decoding it (GVariant's normal-form
+         * check walks every byte) would hold the main loop for every VM.
+         */
+        if (len > conn->agent_max) {
+            g_autofree char *why = g_strdup_printf(
+                "an agent frame of %" G_GSIZE_FORMAT " bytes, more than the "
+                "device's mailbox half holds (%" G_GSIZE_FORMAT ")", len,
+                conn->agent_max);
+
+            conn_fail(conn, why);
             return;
         }
         if (conn->ops->agent) {

@@ -52,6 +52,40 @@ static void test_admit_and_gate(CoreFixture *f, gconstpointer data)
     core_admit_good(f);
 }
 
+static gboolean link_broken(gpointer data)
+{
+    return harness_link_broken(((CoreFixture *)data)->link);
+}
+
+/*
+ * An agent frame larger than the device's mailbox half (a 64 KiB mailbox
+ * here) cannot come from a tvd device: the connection is closed before
+ * the payload is decoded. One that fits is decoded (and, being junk, only
+ * refused as a message).
+ */
+static void test_agent_frame_over_mailbox(CoreFixture *f, gconstpointer data)
+{
+    gsize fits = 32 * 1024 - 16;
+    g_autofree guint8 *junk = g_malloc0(fits + 1);
+    g_autoptr(GBytes) ok = g_bytes_new(junk, fits);
+    g_autoptr(GBytes) big = g_bytes_new(junk, fits + 1);
+
+    if (!f->sup) {
+        return;
+    }
+    g_assert_true(harness_wait(core_link_down, f, CORE_WAIT_MS));
+    g_test_expect_message("tvd-admission", G_LOG_LEVEL_WARNING,
+                          "*malformed agent message*");
+    core_send(f, ok);
+    harness_wait(link_broken, f, 1000);
+    g_test_assert_expected_messages();
+    g_assert_false(harness_link_broken(f->link));
+    g_assert_true(tvd_vm_connected(core_vm(f)));
+    core_send(f, big);
+    g_assert_true(harness_wait(link_broken, f, CORE_WAIT_MS));
+    g_assert_cmpint(tvd_vm_state(core_vm(f)), ==, TVD_STATE_PENDING);
+}
+
 static void test_ek_untrusted_ca(CoreFixture *f, gconstpointer data)
 {
     g_autoptr(GError) err = NULL;
@@ -225,6 +259,7 @@ int main(int argc, char **argv)
                core_fixture_setup, fn, core_fixture_teardown)
 #define ADD(path, fn) ADD_I(path, NULL, fn)
     ADD("admit-and-gate", test_admit_and_gate);
+    ADD("agent-frame-over-mailbox", test_agent_frame_over_mailbox);
     ADD("ek-untrusted-ca", test_ek_untrusted_ca);
     ADD("ek-cert-of-another-tpm", test_ek_cert_of_another_tpm);
     ADD_I("replayed-nonce", "1s", test_replayed_nonce);
