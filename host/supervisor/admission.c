@@ -216,12 +216,12 @@ static void send_membership(TvdAdmission *adm, const TvdVerdict *v)
     g_autofree char *text = NULL;
 
     /*
-     * A verdict does not lift a revocation (the host keeps the VM revoked):
-     * a round in flight when the VM was revoked must not tell the agent it
-     * is admitted or quarantined. The device already says REVOKED.
+     * The agent hears only a verdict the host took: not one that would
+     * lift a revocation (a round in flight when the VM was revoked), nor an
+     * ADMITTED whose record could not be written (the host failed closed
+     * to QUARANTINED). The device already shows the host's state.
      */
-    if (v->state != TVD_STATE_REVOKED &&
-        adm->host->state(adm->vm) == TVD_STATE_REVOKED) {
+    if (adm->host->state(adm->vm) != v->state) {
         return;
     }
     text = v->detail[0] ? g_strdup_printf("%s: %s", tvd_cause_name(v->cause),

@@ -86,6 +86,54 @@ static void test_agent_frame_over_mailbox(CoreFixture *f, gconstpointer data)
     g_assert_cmpint(tvd_vm_state(core_vm(f)), ==, TVD_STATE_PENDING);
 }
 
+static gboolean is_quarantined(gpointer data)
+{
+    return tvd_vm_state(core_vm(data)) == TVD_STATE_QUARANTINED;
+}
+
+/*
+ * Verified evidence whose ADMITTED record cannot be written: the host
+ * fails closed to QUARANTINED (store-failure), and the agent is not told
+ * it was admitted.
+ */
+static void test_store_failure_not_told_admitted(CoreFixture *f,
+                                                 gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(GBytes) request = NULL;
+    g_autoptr(GBytes) evidence = NULL;
+    g_autoptr(GBytes) next = NULL;
+    GLogLevelFlags fatal;
+    TvdMsg ev;
+
+    if (!f->sup) {
+        return;
+    }
+    request = core_bind_agent(f);
+    g_assert_true(harness_agent_evidence(f->agent, request, &ev, &err));
+    g_assert_no_error(err);
+    evidence = core_encode(&ev);
+    tvd_msg_clear(&ev);
+    tvd_supervisor_fail_store_writes(f->sup, TRUE);
+    /* The failed write is warned about: not fatal here. */
+    fatal = g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+    core_send(f, evidence);
+    g_assert_true(harness_wait(is_quarantined, f, CORE_WAIT_MS));
+    g_log_set_always_fatal(fatal);
+    g_assert_cmpint(tvd_vm_cause(core_vm(f)), ==, TVD_CAUSE_STORE_FAILURE);
+    g_assert_true(harness_wait(core_link_down, f, CORE_WAIT_MS));
+    tvd_supervisor_fail_store_writes(f->sup, FALSE);
+    /* Nothing for the agent but, later, the next round's request. */
+    next = harness_link_recv(f->link, 500, &err);
+    if (next) {
+        TvdMsg msg;
+
+        g_assert_true(tvd_msg_decode(next, &msg, NULL));
+        g_assert_cmpuint(msg.type, !=, TVD_MSG_MEMBERSHIP);
+        tvd_msg_clear(&msg);
+    }
+}
+
 static void test_ek_untrusted_ca(CoreFixture *f, gconstpointer data)
 {
     g_autoptr(GError) err = NULL;
@@ -260,6 +308,7 @@ int main(int argc, char **argv)
 #define ADD(path, fn) ADD_I(path, NULL, fn)
     ADD("admit-and-gate", test_admit_and_gate);
     ADD("agent-frame-over-mailbox", test_agent_frame_over_mailbox);
+    ADD("store-failure-not-told-admitted", test_store_failure_not_told_admitted);
     ADD("ek-untrusted-ca", test_ek_untrusted_ca);
     ADD("ek-cert-of-another-tpm", test_ek_cert_of_another_tpm);
     ADD_I("replayed-nonce", "1s", test_replayed_nonce);
