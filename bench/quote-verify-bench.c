@@ -8,7 +8,7 @@
  *   EVP_DigestVerify     OpenSSL's one-shot verify of the same attest bytes
  *                        with the same EVP_PKEY (init per call)
  *   openssl speed        `openssl speed -seconds S rsa2048 ecdsap256`
- *                        verify/s (the limit named in ARCHITECTURE §10)
+ *                        verify/s (the limit: the signature check itself)
  *
  * Rates are per second of user CPU time of this process, the clock
  * `openssl speed` uses by default, so that a busy shared machine skews

@@ -1,5 +1,5 @@
 /*
- * Admission and re-attestation of one VM (ARCHITECTURE.md §6): agent hello
+ * Admission and re-attestation of one VM (docs/architecture.md): agent hello
  * → vTPM linkage of the EK → MakeCredential / ActivateCredential binds the
  * AK → attest request (fresh nonce, PCR selection, log offsets) → evidence
  * (quote, PCR values, incremental logs) → verification and the domain

@@ -236,7 +236,7 @@ it_guest_image() {
 # it_start_swtpm NAME [--ek-certs]: a TPM 2.0 swtpm with its state in
 # $IT_WORK/NAME and its control socket at $IT_WORK/NAME.ctrl (IT_SWTPM_CTRL).
 # --ek-certs first runs swtpm_setup with a local CA of the work dir
-# (RSA-2048 and ECC P-384 EK certificates, persistent EKs, see ARCHITECTURE §4a).
+# (RSA-2048 and ECC P-384 EK certificates, persistent EKs).
 it_start_swtpm() {
     local name=$1 dir=$IT_WORK/$1 ca=$IT_WORK/$1-ca
     mkdir -p "$dir"
