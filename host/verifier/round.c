@@ -555,8 +555,12 @@ static gboolean replay_log(TvdRoundState *state, const TvdRoundRequest *req,
                         TVD_CAUSE_BOOT_AGGREGATE, "the IMA log does not "
                         "start with boot_aggregate");
         }
-        /* boot_aggregate is no file: the policy sees it apart. */
-        if (!e->path || !g_strcmp0(e->path, "boot_aggregate")) {
+        /*
+         * The boot_aggregate record (IMA index 0) is no file: the policy
+         * sees it apart. Anywhere else that name is a file's (the kernel
+         * logs a bare name when it cannot build a path): judged like any.
+         */
+        if (!e->path || (is_boot && !g_strcmp0(e->path, "boot_aggregate"))) {
             continue;
         }
         if (g_strcmp0(e->digest_type, "ima") || g_strcmp0(e->digest_alg,

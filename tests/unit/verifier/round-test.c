@@ -830,6 +830,24 @@ static void test_boot_aggregate_forged(Fx *fx, gconstpointer data)
     ASSERT_FAILS(fx, TVD_CAUSE_BOOT_AGGREGATE, TVD_ROUND_STEP_LOGS);
 }
 
+/*
+ * A file measured under the name "boot_aggregate" after IMA index 0 (the
+ * kernel logs a bare name when the path is too long or unreachable) is a
+ * file: the policy judges it, it is not skipped as the boot record is.
+ */
+static void test_boot_aggregate_name_later(Fx *fx, gconstpointer data)
+{
+    measure(fx, fx->ima, 10, "boot_aggregate", 0x0b, FALSE);
+    g_assert_true(fx_round(fx));
+    g_assert_cmpuint(fx->res.n_measurements, ==, 4);
+    /* With the true boot_aggregate referenced, the impostor's digest is
+     * another: a mismatch, not a pass. */
+    boot_policy(fx);
+    g_assert_false(fx_round(fx));
+    g_assert_cmpint(fx->res.verdict.cause, ==,
+                    TVD_CAUSE_POLICY_DIGEST_MISMATCH);
+}
+
 /* ---- Step 7: the policy --------------------------------------------------------- */
 
 static void test_unknown_domain(Fx *fx, gconstpointer data)
@@ -1023,6 +1041,7 @@ int main(int argc, char **argv)
     T("logs/boot-aggregate", test_boot_aggregate);
     T("logs/boot-aggregate-forged", test_boot_aggregate_forged);
     T("logs/boot-aggregate-later", test_boot_aggregate_later);
+    T("logs/boot-aggregate-name-later", test_boot_aggregate_name_later);
     T("policy/unknown-domain", test_unknown_domain);
     T("policy/violations", test_policy_violations);
     T("policy/detail-escaped", test_detail_escaped);
