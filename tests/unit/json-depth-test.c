@@ -37,6 +37,28 @@ static void test_strings_skipped(void)
     g_assert_false(ok("[\"\\\\\",[]]", 1, NULL));
 }
 
+/* What json-glib also parses: a quote in a single-quoted string or in a
+ * comment does not open a string that would hide the brackets after it. */
+static void test_lenient_syntax(void)
+{
+    gsize n = 100000;
+    g_autofree char *deep = g_strnfill(n, '[');
+    static const char *const prefixes[] = {
+        "{\"a\": ['\"', ", "{\"a\": /* \" */ ", "{\"a\": // \"\n",
+        "{\"a\": '\\', \"b\": ",
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(prefixes); i++) {
+        g_autofree char *text = g_strconcat(prefixes[i], deep, NULL);
+
+        g_test_message("prefix %s", prefixes[i]);
+        g_assert_false(tvd_json_depth_ok(text, strlen(text),
+                                         TVD_JSON_DEPTH_MAX, NULL));
+    }
+    /* Brackets inside them do not count. */
+    g_assert_true(ok("['[[[[', /* [[[[ */ 1] // [[[[\n", 1, NULL));
+}
+
 static void test_huge(void)
 {
     gsize n = 1000000;
@@ -55,6 +77,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/json-depth/counted", test_depth_counted);
     g_test_add_func("/json-depth/strings-skipped", test_strings_skipped);
+    g_test_add_func("/json-depth/lenient-syntax", test_lenient_syntax);
     g_test_add_func("/json-depth/huge", test_huge);
     return g_test_run();
 }

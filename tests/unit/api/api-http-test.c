@@ -527,6 +527,17 @@ static void test_deep_nesting(ApiFixture *f, gconstpointer data)
         http_reply_clear(&r);
     }
     {
+        /* A quote json-glib takes in a single-quoted string hides nothing. */
+        g_autofree char *deep = g_strnfill(300000, '[');
+        g_autofree char *body = g_strconcat("{\"a\": ['\"', ", deep, NULL);
+        HttpReply r;
+
+        http_request(f->socket_path, "POST", "/v1/vms", NULL, body,
+                     strlen(body), &r);
+        assert_api_error(&r, 400, "invalid", "body: nested deeper than");
+        http_reply_clear(&r);
+    }
+    {
         HttpReply r;
 
         get(f, "/v1/health", &r);
