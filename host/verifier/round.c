@@ -611,6 +611,27 @@ static gboolean check_logs(TvdRoundState *state, const TvdRoundRequest *req,
             ok = replay_log(state, req, in, kinds[i], &staged[kinds[i]], out);
         }
     }
+    /*
+     * What a binding keeps grows with every round it proves: bounded, or
+     * one guest could grow the supervisor's memory and every later round's
+     * policy work without end.
+     */
+    if (ok) {
+        gsize kept = 0, cap_m = in->max_measurements
+                                ? in->max_measurements
+                                : TVD_ROUND_MEASUREMENTS_MAX;
+
+        for (guint k = 0; k < TVD_ROUND_LOG_KINDS; k++) {
+            kept += state->logs[k].measurements
+                    ? state->logs[k].measurements->len : 0;
+            kept += staged[k].measurements ? staged[k].measurements->len : 0;
+        }
+        if (kept > cap_m) {
+            ok = fail(out, in->policy, TVD_ROUND_STEP_LOGS,
+                      TVD_CAUSE_LOG_LIMIT, "%zu measurements proven in this "
+                      "binding, the cap is %zu", kept, cap_m);
+        }
+    }
     /* Every log is proven: the binding keeps what they prove. */
     for (guint k = 0; k < TVD_ROUND_LOG_KINDS; k++) {
         Staged *st = &staged[k];

@@ -40,6 +40,9 @@ G_BEGIN_DECLS
 /* Log bytes (records of the evidence and the LOG_CHUNKs) one round may
  * bring, unless the caller sets another cap. */
 #define TVD_ROUND_LOG_BYTES_DEFAULT (64u * 1024 * 1024)
+/* Measurements one binding may prove over all its rounds (a real guest's
+ * IMA log holds thousands), unless the caller sets another cap. */
+#define TVD_ROUND_MEASUREMENTS_MAX  (256u * 1024)
 /* Arrays indexed by TvdLogKind (1 and 2; 0 unused). */
 #define TVD_ROUND_LOG_KINDS         3u
 
@@ -94,6 +97,7 @@ typedef struct {
      * evidence, by TvdLogKind, in order; NULL = none. */
     GPtrArray *chunk_entries[TVD_ROUND_LOG_KINDS];
     gsize max_log_bytes;            /* 0: TVD_ROUND_LOG_BYTES_DEFAULT */
+    gsize max_measurements;         /* 0: TVD_ROUND_MEASUREMENTS_MAX */
 } TvdRoundInput;
 
 /* The steps, in the order they run. */

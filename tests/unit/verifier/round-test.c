@@ -38,6 +38,7 @@ typedef struct {
     TvdMsgEvidence ev;
     GPtrArray *more[TVD_ROUND_LOG_KINDS];
     gsize max_log_bytes;
+    gsize max_measurements;
     TvdRoundResult res;
 } Fx;
 
@@ -251,6 +252,7 @@ static gboolean fx_verify(Fx *fx)
         .owner = OWNER,
         .evidence = &fx->ev,
         .max_log_bytes = fx->max_log_bytes,
+        .max_measurements = fx->max_measurements,
     };
 
     for (guint k = 0; k < TVD_ROUND_LOG_KINDS; k++) {
@@ -680,6 +682,24 @@ static void test_log_limit(Fx *fx, gconstpointer data)
     ASSERT_FAILS(fx, TVD_CAUSE_LOG_LIMIT, TVD_ROUND_STEP_LOGS);
 }
 
+/* What a binding proves over its rounds is bounded too: past the cap a
+ * round fails and the binding keeps nothing more. */
+static void test_measurements_limit(Fx *fx, gconstpointer data)
+{
+    fx->max_measurements = 4;
+    g_assert_true(fx_round(fx));
+    g_assert_cmpuint(fx->res.n_measurements, ==, 3);
+    measure(fx, fx->ima, 10, "/bin/a", 0x21, FALSE);
+    g_assert_true(fx_round(fx));
+    measure(fx, fx->ima, 10, "/bin/b", 0x22, FALSE);
+    fx_request(fx);
+    fx_answer(fx);
+    ASSERT_FAILS(fx, TVD_CAUSE_LOG_LIMIT, TVD_ROUND_STEP_LOGS);
+    /* Nothing was kept: the log is asked again from the same offset. */
+    g_assert_cmpuint(tvd_round_state_log_offset(fx->state, TVD_LOG_IMA_NG),
+                     ==, 4);
+}
+
 static void test_log_malformed(Fx *fx, gconstpointer data)
 {
     fx_request(fx);
@@ -1031,6 +1051,7 @@ int main(int argc, char **argv)
     T("evidence/agent-list-missing", test_agent_list_missing);
     T("evidence/measurement-pcr", test_measurement_pcr);
     T("logs/limit", test_log_limit);
+    T("logs/measurements-limit", test_measurements_limit);
     T("logs/malformed", test_log_malformed);
     T("logs/template-hash", test_log_template_hash);
     T("logs/pcr-mismatch", test_log_pcr_mismatch);
