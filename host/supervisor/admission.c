@@ -701,11 +701,15 @@ static void dispatch(TvdAdmission *adm, EventArg *arg)
                       phase_names[from]);
         }
         break;
-    case ACT_LOG:
+    case ACT_LOG: {
+        /* Guest text: escaped and bounded before it reaches the log. */
+        char text[TVD_CAUSE_DETAIL_MAX];
+
+        tvd_escape_bounded(msg->u.error_report.text, -1, text, sizeof(text));
         g_message("%s: agent reports error %u: %s", adm->host->name(adm->vm),
-                  msg->u.error_report.code,
-                  msg->u.error_report.text ? msg->u.error_report.text : "");
+                  msg->u.error_report.code, text);
         break;
+    }
     case ACT_BIND:
         on_hello(adm, &msg->u.agent_hello);
         break;
@@ -745,13 +749,16 @@ void tvd_admission_agent_frame(TvdAdmission *adm, GBytes *payload)
     EventArg arg = { .msg = &msg };
 
     if (!tvd_msg_decode(payload, &msg, &err)) {
-        /* A malformed message is the guest's problem, not ours: say why. */
-        g_warning("%s: malformed agent message: %s", adm->host->name(adm->vm),
-                  err->message);
-        arg.event = EV_MALFORMED;
-        arg.msg = NULL;
+        /*
+         * A malformed message is the guest's problem, not ours: say why,
+         * escaped and bounded (the error may quote the guest's bytes).
+         */
         tvd_verdict_set(&arg.failure, TVD_STATE_QUARANTINED,
                         TVD_CAUSE_MESSAGE_MALFORMED, "%s", err->message);
+        g_warning("%s: malformed agent message: %s", adm->host->name(adm->vm),
+                  arg.failure.detail);
+        arg.event = EV_MALFORMED;
+        arg.msg = NULL;
         dispatch(adm, &arg);
         return;
     }
