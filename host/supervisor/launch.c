@@ -129,6 +129,13 @@ TvdVm *tvd_supervisor_vm_start(TvdSupervisor *sup, const TvdVmSpec *spec,
                     "VM %s is already running", spec->name);
         return NULL;
     }
+    /* A revocation is lifted by readmit only, never by a new start. */
+    if (vm && vm->state == TVD_STATE_REVOKED) {
+        g_set_error(error, TVD_SUPERVISOR_ERROR, TVD_SUPERVISOR_ERROR_CONFLICT,
+                    "VM %s is revoked: readmit it first (tvdctl vm readmit %s)",
+                    spec->name, spec->name);
+        return NULL;
+    }
     if (vm && vm->adopted) {
         /* Launched from now on: bound to the vTPM provisioned below, not
          * to an EK registered while it was adopted. */

@@ -328,6 +328,41 @@ static void test_hello_in_time(Fixture *f, gconstpointer data)
                                "{reason=\"no-device-hello\"} 0\n"));
 }
 
+/* A stopped, revoked VM is not started again: readmit lifts a revocation. */
+static void test_revoked_not_started(Fixture *f, gconstpointer data)
+{
+    TvdVmSpec spec = {
+        .name = "vm1",
+        .domain = "blue",
+        .kernel = "/nonexistent/vmlinuz",
+        .initrd = "/nonexistent/initrd.img",
+    };
+    g_autoptr(GError) err = NULL;
+    TvdVm *vm;
+
+    if (!f->sup) {
+        return;
+    }
+    vm = start_vm(f);
+    g_assert_true(tvd_supervisor_vm_stop(f->sup, "vm1", &err));
+    g_assert_no_error(err);
+    {
+        gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+        while (vm_running(f->sup, "vm1") && g_get_monotonic_time() < end) {
+            g_main_context_iteration(NULL, FALSE);
+            g_usleep(1000);
+        }
+        g_assert_false(vm_running(f->sup, "vm1"));
+    }
+    g_assert_true(tvd_supervisor_vm_revoke(f->sup, "vm1", "test", &err));
+    g_assert_no_error(err);
+    g_assert_null(tvd_supervisor_vm_start(f->sup, &spec, &err));
+    g_assert_error(err, TVD_SUPERVISOR_ERROR, TVD_SUPERVISOR_ERROR_CONFLICT);
+    g_assert_nonnull(strstr(err->message, "readmit"));
+    g_assert_cmpint(tvd_vm_state(vm), ==, TVD_STATE_REVOKED);
+}
+
 static void test_config(void)
 {
     static const char *const bad[] = {
@@ -356,6 +391,9 @@ int main(int argc, char **argv)
     g_test_add_func("/supervisor/launch/hello-timeout-config", test_config);
     g_test_add("/supervisor/launch/no-device-hello", Fixture,
                GUINT_TO_POINTER(1), fixture_setup, test_no_hello,
+               fixture_teardown);
+    g_test_add("/supervisor/launch/revoked-not-started", Fixture,
+               GUINT_TO_POINTER(60), fixture_setup, test_revoked_not_started,
                fixture_teardown);
     g_test_add("/supervisor/launch/hello-in-time", Fixture,
                GUINT_TO_POINTER(2), fixture_setup, test_hello_in_time,
